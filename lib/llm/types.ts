@@ -1,0 +1,77 @@
+/**
+ * One streaming interface for every LLM backend (openai, dify, dev).
+ * Backends never throw for a vendor error the user should hear about: they end the
+ * stream with an `error` event carrying a short apology-worthy reason.
+ */
+
+/** A past turn of the conversation (openai keeps these; Dify keeps its own). */
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** An image handed to a vision-capable model. */
+export interface ImageInput {
+  /** `data:` URL or https URL the model can fetch. */
+  url: string;
+}
+
+/** Everything a backend needs for one answer. */
+export interface LlmRequest {
+  /** Stable per-user id, used by Dify's `user` field. */
+  userId: string;
+  /** The user's text (already transcribed for voice). */
+  text: string;
+  images: readonly ImageInput[];
+  /** Earlier turns, oldest first (empty for Dify). */
+  history: readonly ChatTurn[];
+  /** System prompt including any channel-specific instruction (e.g. short voice answers). */
+  systemPrompt: string;
+  /** Dify conversation id from the previous turn, or undefined to start a new one. */
+  conversationId: string | undefined;
+  /** Tools the model may call (openai only); empty when none. */
+  tools: readonly ToolDefinition[];
+}
+
+/** A function tool the model may call (see lib/core/tools). */
+export interface ToolDefinition {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments object. */
+  parameters: Readonly<Record<string, unknown>>;
+  /** Runs the tool; returns the text handed back to the model. */
+  run(argumentsJson: string): Promise<string>;
+}
+
+/**
+ * Events a backend yields while streaming.
+ * - `delta`: more answer text, to append.
+ * - `replace`: the whole answer so far is replaced (Dify `message_replace`, moderation).
+ * - `conversation`: the backend's conversation id (Dify), to store for next time.
+ * - `done`: the answer is complete.
+ * - `error`: the answer failed; `retryable` says whether SQS redelivery could help;
+ *   `userMessage` is a short apology for the user.
+ */
+export type LlmEvent =
+  | { type: 'delta'; text: string }
+  | { type: 'replace'; text: string }
+  | { type: 'conversation'; conversationId: string }
+  | { type: 'done'; finishReason: string }
+  | { type: 'error'; code: string; message: string; retryable: boolean; userMessage: string };
+
+/** A streaming chat backend. */
+export interface LlmBackend {
+  readonly name: 'openai' | 'dify' | 'dev';
+  /** Streams one answer. Honors `signal` by ending early. */
+  stream(request: LlmRequest, signal?: AbortSignal): AsyncIterable<LlmEvent>;
+  /** Forgets server-side conversation state (Dify), if any. */
+  forgetConversation?(userId: string, conversationId: string): Promise<void>;
+  /** Transcribes audio (bytes + filename with a supported extension); undefined when not supported. */
+  transcribe?(audio: Uint8Array, filename: string, mimeType: string): Promise<string>;
+}
+
+/** Injected I/O for backends, so tests can pin time. */
+export interface LlmDeps {
+  fetch: typeof fetch;
+  sleep(ms: number): Promise<void>;
+}
