@@ -1,0 +1,92 @@
+/**
+ * One small normalised request/response pair for every webhook (the grammY adapter idea):
+ * channel code never sees API Gateway's event shape, and tests build requests directly.
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+
+/** A webhook request as the channel code sees it. */
+export interface HttpRequest {
+  method: string;
+  /** Path without the query, e.g. `/wechat`. */
+  path: string;
+  /** The raw query string as received (Twilio signs it verbatim). */
+  rawQuery: string;
+  /** Query parameters; the first value wins for repeated names. */
+  query: Readonly<Record<string, string>>;
+  /** Header names lower-cased. */
+  headers: Readonly<Record<string, string>>;
+  /** The exact body bytes (base64 bodies from API Gateway are decoded): signatures are over these. */
+  body: Buffer;
+  /** When the request reached us (epoch ms); deadlines count from here. */
+  receivedAtMs: number;
+}
+
+/** A webhook response. */
+export interface HttpResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Largest webhook body accepted (Meta's batches go up to 3 MB). */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+/** Parses a query string; the first value of a repeated name wins. */
+export function parseQuery(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of new URLSearchParams(raw)) {
+    if (!(name in out)) out[name] = value;
+  }
+  return out;
+}
+
+/** API Gateway HTTP API (payload 2.0) event → {@link HttpRequest}. */
+export function fromApiGateway(event: APIGatewayProxyEventV2, receivedAtMs: number): HttpRequest {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.headers)) {
+    if (value !== undefined) headers[name.toLowerCase()] = value;
+  }
+  const rawBody = event.body ?? '';
+  return {
+    method: event.requestContext.http.method.toUpperCase(),
+    path: event.rawPath,
+    rawQuery: event.rawQueryString,
+    query: parseQuery(event.rawQueryString),
+    headers,
+    body: event.isBase64Encoded ? Buffer.from(rawBody, 'base64') : Buffer.from(rawBody, 'utf8'),
+    receivedAtMs,
+  };
+}
+
+/** {@link HttpResponse} → API Gateway result. */
+export function toApiGateway(res: HttpResponse): APIGatewayProxyStructuredResultV2 {
+  return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+}
+
+/** A plain-text response. */
+export function text(statusCode: number, body: string): HttpResponse {
+  return { statusCode, headers: { 'content-type': 'text/plain; charset=utf-8' }, body };
+}
+
+/** A JSON response. */
+export function json(statusCode: number, value: unknown): HttpResponse {
+  return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
+}
+
+/** An XML response. */
+export function xml(statusCode: number, body: string): HttpResponse {
+  return { statusCode, headers: { 'content-type': 'application/xml; charset=utf-8' }, body };
+}
+
+/**
+ * Runs a webhook handler; an unexpected failure (DynamoDB or SQS unreachable) becomes a
+ * bare 500 so the vendor retries later, logged here, never echoed to the caller.
+ */
+export async function serve(log: { error(message: string, extra?: Record<string, unknown>): void }, fn: () => Promise<HttpResponse>): Promise<HttpResponse> {
+  try {
+    return await fn();
+  } catch (err) {
+    log.error('webhook failed', { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    return text(500, 'internal error');
+  }
+}

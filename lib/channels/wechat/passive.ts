@@ -1,0 +1,125 @@
+/**
+ * Passive-reply delivery for WeChat: every inbound request is one chance to show the
+ * user one page (WeChat allows exactly one passive reply per request, about 2,048 UTF-8
+ * bytes). Pages come from the user's oldest undelivered answer first, so a new question
+ * never jumps ahead of an older answer, and the page cursor is advanced with a
+ * conditional write so two live requests never show the same page twice.
+ */
+import type { Clock } from '../../core/types';
+import type { MessageRecord, MessageStore } from '../../store/messages';
+import { takePage, utf8Length } from './pages';
+
+/** What page delivery needs. */
+export interface PageDeps {
+  messages: MessageStore;
+  clock: Clock;
+  /** Page budget in UTF-8 bytes, including the trailing note. */
+  pageBytes: number;
+  /** The "reply 1" keyword. */
+  fetchKeyword: string;
+  /** How often a waiting request re-reads the store. */
+  pollMs: number;
+}
+
+/** Bilingual notes: most Official Account users read Chinese. */
+export function moreNote(keyword: string): string {
+  return `\n\n（回复 ${keyword} 查看后续 · reply ${keyword} for more）`;
+}
+
+/** Appended to a page cut from an answer that is still being written. */
+export function writingNote(keyword: string): string {
+  return `\n\n（还在生成中，回复 ${keyword} 查看后续 · still writing, reply ${keyword} for the rest）`;
+}
+
+/** Sent when nothing has been written yet by the time the reply must go. */
+export function thinkingText(keyword: string): string {
+  return `正在思考，请稍后回复 ${keyword} 获取回答。\nStill thinking – reply ${keyword} in a few seconds to get the answer.`;
+}
+
+/**
+ * `ready`: only a page that will not change: from a finished answer, or a full page
+ * of an answer still streaming. `partial`: whatever unseen text exists (last chance).
+ */
+export type PageMode = 'ready' | 'partial';
+
+/** Outcome of one attempt to take a page. */
+export type PageOutcome =
+  | { kind: 'page'; text: string; record: MessageRecord; complete: boolean }
+  | { kind: 'wait' }
+  | { kind: 'raced' }
+  | { kind: 'nothing-pending' };
+
+function isFinished(rec: MessageRecord): boolean {
+  return rec.status === 'done' || rec.status === 'failed';
+}
+
+/**
+ * Takes the next page of the user's oldest pending answer, if one is available in
+ * `mode`. Only the head of the queue is ever shown, to keep answers in order.
+ */
+export async function takeNextPage(deps: PageDeps, channel: MessageRecord['channel'], userId: string, mode: PageMode): Promise<PageOutcome> {
+  const now = deps.clock.nowMs();
+  const pending = await deps.messages.listPending(channel, userId, now);
+  for (const listed of pending) {
+    // The index is eventually consistent: confirm with a consistent read.
+    const rec = await deps.messages.get(listed, now);
+    if (!rec?.pending) continue;
+    const from = rec.deliveredChars;
+    const unseen = rec.answer.slice(from);
+    if (isFinished(rec)) {
+      if (unseen === '') {
+        // Fully shown already (or an empty answer): take it out of the pending queue.
+        await deps.messages.advanceCursor(rec, from, from, true, now);
+        continue;
+      }
+      const whole = utf8Length(unseen) <= deps.pageBytes;
+      const note = whole ? '' : moreNote(deps.fetchKeyword);
+      const page = whole
+        ? { page: unseen, nextChar: rec.answer.length }
+        : takePage(rec.answer, from, deps.pageBytes - utf8Length(note), { final: true });
+      const complete = page.nextChar >= rec.answer.length;
+      const won = await deps.messages.advanceCursor(rec, from, page.nextChar, complete, now);
+      if (!won) return { kind: 'raced' };
+      return { kind: 'page', text: page.page + note, record: rec, complete };
+    }
+    const note = writingNote(deps.fetchKeyword);
+    const budget = deps.pageBytes - utf8Length(note);
+    const fullPageReady = utf8Length(unseen) > budget;
+    if (!fullPageReady && !(mode === 'partial' && unseen.trim() !== '')) return { kind: 'wait' };
+    const page = takePage(rec.answer, from, budget, { final: false });
+    if (page.nextChar <= from) return { kind: 'wait' };
+    const won = await deps.messages.advanceCursor(rec, from, page.nextChar, false, now);
+    if (!won) return { kind: 'raced' };
+    return { kind: 'page', text: page.page + note, record: rec, complete: false };
+  }
+  return { kind: 'nothing-pending' };
+}
+
+/**
+ * Waits until `deadlineMs` for a ready page; at the deadline, with `partialAtDeadline`,
+ * settles for what has streamed so far. Returns undefined when there is nothing to show.
+ */
+export async function waitForPage(
+  deps: PageDeps,
+  channel: MessageRecord['channel'],
+  userId: string,
+  deadlineMs: number,
+  partialAtDeadline: boolean,
+): Promise<Extract<PageOutcome, { kind: 'page' }> | undefined> {
+  for (;;) {
+    const outcome = await takeNextPage(deps, channel, userId, 'ready');
+    if (outcome.kind === 'page') return outcome;
+    if (outcome.kind === 'raced') continue;
+    if (outcome.kind === 'nothing-pending') return undefined;
+    const left = deadlineMs - deps.clock.nowMs();
+    if (left <= 0) break;
+    await deps.clock.sleep(Math.min(deps.pollMs, left));
+  }
+  if (!partialAtDeadline) return undefined;
+  for (let tries = 0; tries < 3; tries++) {
+    const outcome = await takeNextPage(deps, channel, userId, 'partial');
+    if (outcome.kind === 'page') return outcome;
+    if (outcome.kind !== 'raced') return undefined;
+  }
+  return undefined;
+}

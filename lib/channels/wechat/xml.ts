@@ -1,0 +1,655 @@
+/**
+ * WeChat Official Account XML: safe parsing of inbound messages and building of
+ * passive replies (pure, no I/O).
+ *
+ * Vendor rules (WeChat Official Account docs "接收普通消息" / "接收事件推送" /
+ * "被动回复用户消息"; summarised in shared/protocols.md, "WeChat Official Account"):
+ * - Inbound bodies are `<xml>` with `ToUserName`, `FromUserName`, `CreateTime`
+ *   (epoch seconds), `MsgType` and per-type fields; strings come mostly in CDATA.
+ * - `MsgId` is a 64-bit integer: it is kept as a string (a JS number loses digits).
+ * - The passive text reply has a fixed shape; a `]]>` inside text must be split
+ *   across two CDATA sections.
+ * - DTD / entity expansion must be disabled in the parser.
+ *
+ * Safety: bodies over a byte limit are refused before parsing; DTDs are refused by a
+ * lexer-aware pre-scan (see {@link parseInbound}); fast-xml-parser runs with entity
+ * processing off and `parseTagValue: false`; the five predefined XML entities and
+ * character references are decoded here, strictly, in non-CDATA text only.
+ *
+ * @module
+ */
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+
+/** Why parsing failed. */
+export type WeChatXmlErrorCode =
+  /** The body is larger than the configured byte limit. */
+  | 'too_large'
+  /** The body contains a DTD (`<!DOCTYPE`, `<!ENTITY`, …) outside CDATA. */
+  | 'dtd_not_allowed'
+  /** Not well-formed XML, not valid UTF-8, root is not `<xml>`, or a field has a bad value. */
+  | 'malformed'
+  /** A field required for the message type is absent. */
+  | 'missing_field';
+
+/** Typed parse error. The message names a field at most, never echoes the body. */
+export class WeChatXmlError extends Error {
+  /** Machine-readable reason. */
+  readonly code: WeChatXmlErrorCode;
+
+  /**
+   * @param code - machine-readable reason.
+   * @param message - detail without body content.
+   */
+  constructor(code: WeChatXmlErrorCode, message: string) {
+    super(message);
+    this.name = 'WeChatXmlError';
+    this.code = code;
+  }
+}
+
+/** Default body limit: 64 KiB (WeChat bodies are a few hundred bytes). */
+export const DEFAULT_MAX_XML_BYTES = 64 * 1024;
+
+/** Options for the parsers. */
+export interface ParseOptions {
+  /** Largest accepted body in UTF-8 bytes; default {@link DEFAULT_MAX_XML_BYTES}. */
+  maxBytes?: number;
+}
+
+// ---------------------------------------------------------------------------
+// Inbound message types
+// ---------------------------------------------------------------------------
+
+/** Fields every inbound message and event carries. */
+export interface WeChatInboundCommon {
+  /** The account's original id (`gh_…`). */
+  toUserName: string;
+  /** The sender's OpenID. */
+  fromUserName: string;
+  /** `CreateTime`, epoch seconds. */
+  createTimeSec: number;
+  /** `MsgType` exactly as sent. */
+  msgType: string;
+}
+
+/** `MsgType=text`. */
+export interface WeChatTextMessage extends WeChatInboundCommon {
+  kind: 'text';
+  /** The text, verbatim. */
+  content: string;
+  /** 64-bit message id, as a decimal string. */
+  msgId: string;
+}
+
+/** `MsgType=image`. */
+export interface WeChatImageMessage extends WeChatInboundCommon {
+  kind: 'image';
+  picUrl: string;
+  mediaId: string;
+  msgId: string;
+}
+
+/** `MsgType=voice`. */
+export interface WeChatVoiceMessage extends WeChatInboundCommon {
+  kind: 'voice';
+  mediaId: string;
+  /** `amr` or `speex`, as sent. */
+  format: string;
+  /**
+   * Speech recognition result when the account has it enabled. WeChat may send the
+   * element empty; absent and empty are both `undefined` here.
+   */
+  recognition: string | undefined;
+  msgId: string;
+}
+
+/** `MsgType=video` or `MsgType=shortvideo`. */
+export interface WeChatVideoMessage extends WeChatInboundCommon {
+  kind: 'video' | 'shortvideo';
+  mediaId: string;
+  thumbMediaId: string;
+  msgId: string;
+}
+
+/** `MsgType=location`. */
+export interface WeChatLocationMessage extends WeChatInboundCommon {
+  kind: 'location';
+  /** `Location_X`: latitude in degrees. */
+  locationX: number;
+  /** `Location_Y`: longitude in degrees. */
+  locationY: number;
+  /** `Scale`: map zoom level. */
+  scale: number;
+  /** `Label`: place description. */
+  label: string;
+  msgId: string;
+}
+
+/** `MsgType=link`. */
+export interface WeChatLinkMessage extends WeChatInboundCommon {
+  kind: 'link';
+  title: string;
+  description: string;
+  url: string;
+  msgId: string;
+}
+
+/** `MsgType=event`. */
+export interface WeChatEventMessage extends WeChatInboundCommon {
+  kind: 'event';
+  /**
+   * `Event` exactly as sent: `subscribe`, `unsubscribe`, `SCAN`, `LOCATION`, `CLICK`,
+   * `VIEW`, … (WeChat mixes cases; compare case-sensitively against the documented value).
+   */
+  event: string;
+  /** `EventKey` (menu key, `qrscene_…`, URL for VIEW); absent or empty → `undefined`. */
+  eventKey: string | undefined;
+  /** `Ticket` of a QR-code scan (subscribe with scene, SCAN); absent or empty → `undefined`. */
+  ticket: string | undefined;
+}
+
+/** Any other `MsgType` (e.g. `miniprogrampage`, or a type added later). */
+export interface WeChatUnknownMessage extends WeChatInboundCommon {
+  kind: 'unknown';
+  /** `MsgId` when present. */
+  msgId: string | undefined;
+}
+
+/** A parsed inbound body; switch on `kind` (the `unknown` arm is explicit). */
+export type WeChatInbound =
+  | WeChatTextMessage
+  | WeChatImageMessage
+  | WeChatVoiceMessage
+  | WeChatVideoMessage
+  | WeChatLocationMessage
+  | WeChatLinkMessage
+  | WeChatEventMessage
+  | WeChatUnknownMessage;
+
+/** A safe-mode request body: `<xml><ToUserName>…</ToUserName><Encrypt>…</Encrypt></xml>`. */
+export interface WeChatEncryptedEnvelope {
+  /** `ToUserName` when present (it is in the documented envelope). */
+  toUserName: string | undefined;
+  /** The base64 ciphertext, verbatim (input to `msg_signature` and decryption). */
+  encrypt: string;
+}
+
+// ---------------------------------------------------------------------------
+// Safe reading: size, encoding, DTD pre-scan, parse, narrowing
+// ---------------------------------------------------------------------------
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Applies the byte limit and decodes bytes as strict UTF-8. */
+function toBoundedString(body: string | Uint8Array, maxBytes: number): string {
+  if (typeof body === 'string') {
+    if (Buffer.byteLength(body, 'utf8') > maxBytes) {
+      throw new WeChatXmlError('too_large', `body exceeds ${maxBytes} bytes`);
+    }
+    return body.charCodeAt(0) === 0xfeff ? body.slice(1) : body;
+  }
+  if (body.length > maxBytes) {
+    throw new WeChatXmlError('too_large', `body exceeds ${maxBytes} bytes`);
+  }
+  try {
+    return utf8Fatal.decode(body); // also strips a UTF-8 BOM
+  } catch {
+    throw new WeChatXmlError('malformed', 'body is not valid UTF-8');
+  }
+}
+
+/** Index of the first `<` inside `xml[from, to)`, or -1. */
+function ltBetween(xml: string, from: number, to: number): number {
+  const at = xml.indexOf('<', from);
+  return at !== -1 && at < to ? at : -1;
+}
+
+/**
+ * Refuses DTDs without refusing user text that merely mentions one.
+ *
+ * Why not a plain substring search: a user who pastes HTML (`<!DOCTYPE html>`) into the
+ * chat gets it delivered inside CDATA, and refusing the body would drop their message.
+ * So this walks the markup the way the parser does and refuses any `<!` declaration
+ * outside CDATA (DOCTYPE, ENTITY, ELEMENT, ATTLIST, conditional sections).
+ *
+ * Why it cannot be bypassed by disagreeing with the parser: every region skipped here
+ * except CDATA (tags, comments, processing instructions) must contain no `<` at all
+ * (well-formed XML never has one there), so wherever this scan and the parser might
+ * disagree on where such a region ends, no markup can start; CDATA is recognised
+ * from the same opener and ends at the first `]]>` in both.
+ */
+function rejectDtd(xml: string): void {
+  let i = 0;
+  for (;;) {
+    const lt = xml.indexOf('<', i);
+    if (lt === -1) return;
+    if (xml.startsWith('<![CDATA[', lt)) {
+      const end = xml.indexOf(']]>', lt + 9);
+      if (end === -1) throw new WeChatXmlError('malformed', 'unterminated CDATA section');
+      i = end + 3;
+    } else if (xml.startsWith('<!--', lt)) {
+      const end = xml.indexOf('-->', lt + 4);
+      if (end === -1 || ltBetween(xml, lt + 1, end) !== -1) {
+        throw new WeChatXmlError('malformed', 'bad comment');
+      }
+      i = end + 3;
+    } else if (xml.startsWith('<!', lt)) {
+      throw new WeChatXmlError('dtd_not_allowed', 'DTD and entity declarations are not accepted');
+    } else if (xml.startsWith('<?', lt)) {
+      const end = xml.indexOf('?>', lt + 2);
+      if (end === -1 || ltBetween(xml, lt + 1, end) !== -1) {
+        throw new WeChatXmlError('malformed', 'bad processing instruction');
+      }
+      i = end + 2;
+    } else {
+      // A tag; quoted attribute values may contain '>', as in the parser.
+      let k = lt + 1;
+      let quote = '';
+      for (; k < xml.length; k++) {
+        const c = xml[k];
+        if (quote !== '') {
+          if (c === quote) quote = '';
+        } else if (c === '"' || c === "'") {
+          quote = c;
+        } else if (c === '>') {
+          break;
+        }
+        if (c === '<') throw new WeChatXmlError('malformed', "'<' inside a tag");
+      }
+      if (k >= xml.length) throw new WeChatXmlError('malformed', 'unterminated tag');
+      i = k + 1;
+    }
+  }
+}
+
+/** Name of the CDATA property in fast-xml-parser's ordered output. */
+const CDATA = '#cdata';
+/** Name of the text property in fast-xml-parser's ordered output. */
+const TEXT = '#text';
+
+const parser = new XMLParser({
+  preserveOrder: true, // keeps text and CDATA pieces in document order
+  cdataPropName: CDATA, // CDATA stays verbatim, apart from text
+  processEntities: false, // no DTD entities, ever; predefined ones are decoded below
+  htmlEntities: false,
+  parseTagValue: false, // MsgId is a 64-bit integer: never turn it into a number
+  parseAttributeValue: false,
+  trimValues: false, // user text keeps its whitespace
+  ignoreAttributes: true,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  maxNestedTags: 16, // WeChat bodies nest 3-4 levels at most
+});
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isUnknownArray(value: unknown): value is readonly unknown[] {
+  return Array.isArray(value);
+}
+
+/** True for the XML 1.0 `Char` production. */
+function isXmlChar(cp: number): boolean {
+  return (
+    cp === 0x9 ||
+    cp === 0xa ||
+    cp === 0xd ||
+    (cp >= 0x20 && cp <= 0xd7ff) ||
+    (cp >= 0xe000 && cp <= 0xfffd) ||
+    (cp >= 0x10000 && cp <= 0x10ffff)
+  );
+}
+
+const PREDEFINED_ENTITIES: ReadonlyMap<string, string> = new Map([
+  ['amp', '&'],
+  ['lt', '<'],
+  ['gt', '>'],
+  ['quot', '"'],
+  ['apos', "'"],
+]);
+
+/**
+ * Decodes the five predefined entities and numeric character references of XML 1.0
+ * (section 4.6 / 4.1) in non-CDATA text. Anything else after `&` (an undeclared entity,
+ * a bare `&`, a reference to a non-XML character) is not well-formed.
+ */
+function decodeXmlText(raw: string): string {
+  if (!raw.includes('&')) return raw;
+  return raw.replace(/&([^;&\s]{0,32});?/g, (whole: string, name: string): string => {
+    if (!whole.endsWith(';')) {
+      throw new WeChatXmlError('malformed', "bare '&' in text");
+    }
+    const named = PREDEFINED_ENTITIES.get(name);
+    if (named !== undefined) return named;
+    const numeric = /^#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))$/.exec(name);
+    if (numeric !== null) {
+      const cp = numeric[1] !== undefined ? parseInt(numeric[1], 16) : Number(numeric[2]);
+      if (isXmlChar(cp)) return String.fromCodePoint(cp);
+    }
+    throw new WeChatXmlError('malformed', 'unknown entity or invalid character reference');
+  });
+}
+
+/** A direct child element of `<xml>`: its text, or a marker that it has child elements. */
+type FieldValue = { readonly text: string } | { readonly nested: true };
+
+/** The text of an element whose children are text and CDATA pieces only. */
+function elementValue(children: readonly unknown[]): FieldValue {
+  let text = '';
+  for (const node of children) {
+    if (!isRecord(node)) throw new WeChatXmlError('malformed', 'unexpected parser output');
+    for (const [key, value] of Object.entries(node)) {
+      if (key === ':@') continue; // attributes (ignored)
+      if (key === TEXT) {
+        if (typeof value !== 'string') throw new WeChatXmlError('malformed', 'unexpected parser output');
+        text += decodeXmlText(value);
+      } else if (key === CDATA) {
+        text += cdataText(value);
+      } else {
+        return { nested: true };
+      }
+    }
+  }
+  return { text };
+}
+
+/** Verbatim text of a CDATA node (`[{ '#text': '…' }]`, or `[]` when empty). */
+function cdataText(value: unknown): string {
+  if (!isUnknownArray(value)) throw new WeChatXmlError('malformed', 'unexpected parser output');
+  let text = '';
+  for (const piece of value) {
+    if (!isRecord(piece)) throw new WeChatXmlError('malformed', 'unexpected parser output');
+    const t = piece[TEXT];
+    if (t === undefined) continue;
+    if (typeof t !== 'string') throw new WeChatXmlError('malformed', 'unexpected parser output');
+    text += t;
+  }
+  return text;
+}
+
+/** The children of `<xml>`, by element name (repeated names keep every value). */
+type Fields = ReadonlyMap<string, readonly FieldValue[]>;
+
+/** Runs every safety check, parses, and returns the direct children of the `<xml>` root. */
+function readFields(body: string | Uint8Array, opts: ParseOptions | undefined): Fields {
+  const maxBytes = opts?.maxBytes ?? DEFAULT_MAX_XML_BYTES;
+  const xml = toBoundedString(body, maxBytes);
+  rejectDtd(xml);
+  if (XMLValidator.validate(xml) !== true) {
+    throw new WeChatXmlError('malformed', 'body is not well-formed XML');
+  }
+  let parsed: unknown;
+  try {
+    parsed = parser.parse(xml);
+  } catch {
+    throw new WeChatXmlError('malformed', 'body is not well-formed XML');
+  }
+  if (!isUnknownArray(parsed)) throw new WeChatXmlError('malformed', 'unexpected parser output');
+
+  let root: readonly unknown[] | undefined;
+  for (const node of parsed) {
+    if (!isRecord(node)) throw new WeChatXmlError('malformed', 'unexpected parser output');
+    for (const [key, value] of Object.entries(node)) {
+      if (key === ':@') continue;
+      if (key === TEXT && typeof value === 'string' && value.trim() === '') continue;
+      if (key !== 'xml' || root !== undefined || !isUnknownArray(value)) {
+        throw new WeChatXmlError('malformed', 'the root element must be a single <xml>');
+      }
+      root = value;
+    }
+  }
+  if (root === undefined) throw new WeChatXmlError('malformed', 'the root element must be <xml>');
+
+  const fields = new Map<string, FieldValue[]>();
+  for (const node of root) {
+    if (!isRecord(node)) throw new WeChatXmlError('malformed', 'unexpected parser output');
+    for (const [key, value] of Object.entries(node)) {
+      if (key === ':@') continue;
+      if (key === TEXT || key === CDATA) {
+        // Whitespace between elements is fine; other text directly in <xml> is not.
+        const text = key === TEXT && typeof value === 'string' ? value : cdataText(value);
+        if (text.trim() !== '') throw new WeChatXmlError('malformed', 'text directly inside <xml>');
+        continue;
+      }
+      if (!isUnknownArray(value)) throw new WeChatXmlError('malformed', 'unexpected parser output');
+      const list = fields.get(key) ?? [];
+      list.push(elementValue(value));
+      fields.set(key, list);
+    }
+  }
+  return fields;
+}
+
+/** The text of field `name`; `undefined` when absent; malformed when repeated or nested. */
+function optionalText(fields: Fields, name: string): string | undefined {
+  const values = fields.get(name);
+  if (values === undefined || values.length === 0) return undefined;
+  const [first] = values;
+  if (values.length > 1 || first === undefined || !('text' in first)) {
+    throw new WeChatXmlError('malformed', `field ${name} must appear once, as text`);
+  }
+  return first.text;
+}
+
+/** The text of required field `name`, verbatim. */
+function requiredText(fields: Fields, name: string): string {
+  const value = optionalText(fields, name);
+  if (value === undefined) throw new WeChatXmlError('missing_field', `missing field ${name}`);
+  return value;
+}
+
+/** A required identifier-like field (trimmed, non-empty). */
+function requiredId(fields: Fields, name: string): string {
+  const value = requiredText(fields, name).trim();
+  if (value === '') throw new WeChatXmlError('missing_field', `empty field ${name}`);
+  return value;
+}
+
+/** An optional field where empty means absent (trimmed). */
+function optionalNonEmpty(fields: Fields, name: string): string | undefined {
+  const value = optionalText(fields, name)?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** A required decimal number (coordinates, scale). */
+function requiredNumber(fields: Fields, name: string): number {
+  const raw = requiredText(fields, name).trim();
+  if (!/^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(raw)) {
+    throw new WeChatXmlError('malformed', `field ${name} is not a number`);
+  }
+  return Number(raw);
+}
+
+/** `CreateTime`: epoch seconds, a non-negative safe integer. */
+function createTime(fields: Fields): number {
+  const raw = requiredText(fields, 'CreateTime').trim();
+  const value = Number(raw);
+  if (!/^\d{1,15}$/.test(raw) || !Number.isSafeInteger(value)) {
+    throw new WeChatXmlError('malformed', 'field CreateTime is not epoch seconds');
+  }
+  return value;
+}
+
+/**
+ * Parses a plain (or decrypted) inbound WeChat body into a {@link WeChatInbound}.
+ *
+ * Safety checks, in order: byte limit (`too_large`, default 64 KiB); strict UTF-8 for
+ * byte input; DTD refusal (`dtd_not_allowed`: any `<!DOCTYPE`, `<!ENTITY` or other
+ * `<!` declaration outside CDATA — a DOCTYPE quoted inside a user's CDATA text is
+ * just text); well-formedness and the `<xml>` root (`malformed`). Entities are never
+ * expanded: only `&amp; &lt; &gt; &quot; &apos;` and numeric references are decoded,
+ * in non-CDATA text; CDATA comes through verbatim, and adjacent pieces (as produced
+ * by the `]]>` split) are joined.
+ *
+ * Text fields (`Content`, `Title`, `Description`, `Label`, `Recognition`) are verbatim;
+ * identifiers are trimmed. Unknown `MsgType` values give the `unknown` arm.
+ *
+ * @param body - the raw request body (string or bytes).
+ * @param opts - `maxBytes` limit.
+ * @throws {@link WeChatXmlError} `too_large` | `dtd_not_allowed` | `malformed` | `missing_field`.
+ *
+ * @example
+ * ```ts
+ * const msg = parseInbound(body);
+ * if (msg.kind === 'text') reply(msg.fromUserName, msg.content, msg.msgId);
+ * ```
+ */
+export function parseInbound(body: string | Uint8Array, opts?: ParseOptions): WeChatInbound {
+  const fields = readFields(body, opts);
+  const common: WeChatInboundCommon = {
+    toUserName: requiredId(fields, 'ToUserName'),
+    fromUserName: requiredId(fields, 'FromUserName'),
+    createTimeSec: createTime(fields),
+    msgType: requiredId(fields, 'MsgType'),
+  };
+  switch (common.msgType) {
+    case 'text':
+      return { ...common, kind: 'text', content: requiredText(fields, 'Content'), msgId: requiredId(fields, 'MsgId') };
+    case 'image':
+      return {
+        ...common,
+        kind: 'image',
+        picUrl: requiredId(fields, 'PicUrl'),
+        mediaId: requiredId(fields, 'MediaId'),
+        msgId: requiredId(fields, 'MsgId'),
+      };
+    case 'voice':
+      return {
+        ...common,
+        kind: 'voice',
+        mediaId: requiredId(fields, 'MediaId'),
+        format: requiredId(fields, 'Format'),
+        recognition: emptyToUndefined(optionalText(fields, 'Recognition')),
+        msgId: requiredId(fields, 'MsgId'),
+      };
+    case 'video':
+    case 'shortvideo':
+      return {
+        ...common,
+        kind: common.msgType,
+        mediaId: requiredId(fields, 'MediaId'),
+        thumbMediaId: requiredId(fields, 'ThumbMediaId'),
+        msgId: requiredId(fields, 'MsgId'),
+      };
+    case 'location':
+      return {
+        ...common,
+        kind: 'location',
+        locationX: requiredNumber(fields, 'Location_X'),
+        locationY: requiredNumber(fields, 'Location_Y'),
+        scale: requiredNumber(fields, 'Scale'),
+        label: requiredText(fields, 'Label'),
+        msgId: requiredId(fields, 'MsgId'),
+      };
+    case 'link':
+      return {
+        ...common,
+        kind: 'link',
+        title: requiredText(fields, 'Title'),
+        description: requiredText(fields, 'Description'),
+        url: requiredId(fields, 'Url'),
+        msgId: requiredId(fields, 'MsgId'),
+      };
+    case 'event':
+      return {
+        ...common,
+        kind: 'event',
+        event: requiredId(fields, 'Event'),
+        eventKey: optionalNonEmpty(fields, 'EventKey'),
+        ticket: optionalNonEmpty(fields, 'Ticket'),
+      };
+    default:
+      return { ...common, kind: 'unknown', msgId: optionalNonEmpty(fields, 'MsgId') };
+  }
+}
+
+/** Free text where an empty (or whitespace-only) element means "none"; kept verbatim otherwise. */
+function emptyToUndefined(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+/**
+ * Parses a safe-mode body `<xml><ToUserName>…</ToUserName><Encrypt>…</Encrypt></xml>`
+ * with the same safety checks as {@link parseInbound}.
+ *
+ * `encrypt` is returned verbatim (it is signed as sent).
+ *
+ * @throws {@link WeChatXmlError} as {@link parseInbound}; `missing_field` without `Encrypt`.
+ */
+export function parseEncryptedEnvelope(body: string | Uint8Array, opts?: ParseOptions): WeChatEncryptedEnvelope {
+  const fields = readFields(body, opts);
+  const encrypt = requiredText(fields, 'Encrypt');
+  if (encrypt === '') throw new WeChatXmlError('missing_field', 'empty field Encrypt');
+  return { toUserName: optionalNonEmpty(fields, 'ToUserName'), encrypt };
+}
+
+// ---------------------------------------------------------------------------
+// Building replies
+// ---------------------------------------------------------------------------
+
+/**
+ * Removes characters that XML 1.0 does not allow (section 2.2 `Char`): C0 controls
+ * other than TAB, LF and CR, lone surrogates, U+FFFE and U+FFFF. No XML parser
+ * (WeChat's included) accepts them, even inside CDATA.
+ *
+ * @param text - any string.
+ * @returns `text` without the illegal characters.
+ */
+export function stripInvalidXmlChars(text: string): string {
+  // Pairs are matched first so that only *lone* surrogates fall in the removed class.
+  return text.replace(
+    /([\uD800-\uDBFF][\uDC00-\uDFFF])|[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD]/g,
+    (_whole: string, pair: string | undefined): string => pair ?? '',
+  );
+}
+
+/**
+ * Wraps text in CDATA so that it round-trips exactly (after {@link stripInvalidXmlChars}).
+ *
+ * A CDATA section ends at the first `]]>`, so each `]]>` in the text is split across
+ * two sections: `]]` closes the first and `>` opens the next
+ * (`]]>` → `]]]]><![CDATA[>`), as the WeChat reply rule requires.
+ *
+ * @example
+ * ```ts
+ * cdata('a]]>b'); // => '<![CDATA[a]]]]><![CDATA[>b]]>'
+ * ```
+ */
+export function cdata(text: string): string {
+  return `<![CDATA[${stripInvalidXmlChars(text).split(']]>').join(']]]]><![CDATA[>')}]]>`;
+}
+
+/** Inputs of {@link buildTextReply}. */
+export interface TextReplyInput {
+  /** The user's OpenID (the inbound `FromUserName`). */
+  toUser: string;
+  /** The account id `gh_…` (the inbound `ToUserName`). */
+  fromUser: string;
+  /** Epoch seconds (injected clock). */
+  createTimeSec: number;
+  /** Reply text; keep it within the passive-reply size (see `takePage`). */
+  content: string;
+}
+
+/**
+ * Builds a passive text reply in the documented shape:
+ * `<xml><ToUserName><![CDATA[…]]></ToUserName><FromUserName><![CDATA[…]]></FromUserName><CreateTime>…</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[…]]></Content></xml>`
+ *
+ * All strings go through {@link cdata} (illegal characters removed, `]]>` split).
+ *
+ * @throws `RangeError` when `createTimeSec` is not a non-negative integer.
+ */
+export function buildTextReply(input: TextReplyInput): string {
+  const { toUser, fromUser, createTimeSec, content } = input;
+  if (!Number.isSafeInteger(createTimeSec) || createTimeSec < 0) {
+    throw new RangeError('createTimeSec must be a non-negative integer');
+  }
+  return (
+    `<xml><ToUserName>${cdata(toUser)}</ToUserName>` +
+    `<FromUserName>${cdata(fromUser)}</FromUserName>` +
+    `<CreateTime>${createTimeSec}</CreateTime>` +
+    `<MsgType><![CDATA[text]]></MsgType>` +
+    `<Content>${cdata(content)}</Content></xml>`
+  );
+}

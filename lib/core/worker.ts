@@ -1,0 +1,54 @@
+/**
+ * Wires the worker: from validated configuration to the dependencies of the turn.
+ * Kept out of the ingress bundles (it pulls in the LLM SDK).
+ */
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { AppConfig } from '../config';
+import { createWeChatAdapter } from '../channels/wechat/adapter';
+import { createLlmBackend } from '../llm';
+import { ConversationStore } from '../store/conversations';
+import { createDocumentClient } from '../store/client';
+import { MessageStore } from '../store/messages';
+import { handleBatch } from './batch';
+import type { ChannelAdapters } from './channel';
+import { runTurn, type TurnDeps } from './turn';
+import { systemClock, type Clock, type Log } from './types';
+
+/** Overrides for tests (fake clock, fake fetch). */
+export interface WorkerOverrides {
+  clock?: Clock;
+  fetch?: typeof fetch;
+  flushIntervalMs?: number;
+}
+
+/** Builds the turn's dependencies from configuration. */
+export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverrides = {}): TurnDeps {
+  const clock = overrides.clock ?? systemClock;
+  const fetchImpl = overrides.fetch ?? fetch;
+  const db = createDocumentClient(cfg.aws);
+  const channels: ChannelAdapters = {};
+  if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat);
+  return {
+    config: cfg,
+    messages: new MessageStore(db, cfg.aws.tableName),
+    conversations: new ConversationStore(db, cfg.aws.tableName),
+    llm: createLlmBackend(cfg.llm, { fetch: fetchImpl, sleep: (ms) => clock.sleep(ms) }),
+    channels,
+    clock,
+    log,
+    tools: () => [],
+    flushIntervalMs: overrides.flushIntervalMs ?? 300,
+  };
+}
+
+/** The worker's batch handler over prepared dependencies. */
+export function createWorkerHandler(deps: TurnDeps): (event: SQSEvent) => Promise<SQSBatchResponse> {
+  return (event) =>
+    handleBatch(
+      event,
+      async (job) => {
+        await runTurn(deps, job);
+      },
+      deps.log,
+    );
+}

@@ -1,0 +1,31 @@
+/**
+ * Picks the LLM backend named by the configuration.
+ */
+import type { LlmConfig } from '../config';
+import { createDevBackend } from './dev';
+import { createDifyBackend } from './dify';
+import { createOpenAiBackend } from './openai';
+import type { LlmBackend, LlmDeps } from './types';
+
+export type { ChatTurn, ImageInput, LlmBackend, LlmDeps, LlmEvent, LlmRequest, ToolDefinition } from './types';
+export { LlmCallError, APOLOGY } from './retry';
+export { createDevBackend } from './dev';
+export { createDifyBackend } from './dify';
+export { createOpenAiBackend } from './openai';
+
+/**
+ * Creates the backend for `cfg.provider`.
+ * @throws Error when the provider's settings are missing (config validation normally prevents this).
+ */
+export function createLlmBackend(cfg: LlmConfig, deps: LlmDeps): LlmBackend {
+  switch (cfg.provider) {
+    case 'openai':
+      if (!cfg.openai) throw new Error('LLM provider "openai" selected but OpenAI settings are missing');
+      return createOpenAiBackend(cfg.openai, deps);
+    case 'dify':
+      if (!cfg.dify) throw new Error('LLM provider "dify" selected but Dify settings are missing');
+      return createDifyBackend(cfg.dify, deps);
+    case 'dev':
+      return createDevBackend({ chunkDelayMs: cfg.devChunkDelayMs, sleep: deps.sleep });
+  }
+}

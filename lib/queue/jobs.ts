@@ -1,0 +1,74 @@
+/**
+ * The job queue: an SQS FIFO queue whose message group is channel + user, so one
+ * user's turns are answered in order while different users run in parallel.
+ */
+import { createHash } from 'node:crypto';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { AwsConfig } from '../config';
+import type { Job } from '../core/types';
+import { isJob } from '../store/messages';
+
+/** Sends jobs; an interface so the ingress can be tested against a real emulator or a recorder. */
+export interface JobQueue {
+  enqueue(job: Job): Promise<void>;
+}
+
+/** SQS limits MessageGroupId and MessageDeduplicationId to 128 characters. */
+function sqsId(raw: string): string {
+  const safe = raw.replace(/[^A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g, '_');
+  return safe.length <= 128 ? safe : createHash('sha256').update(raw).digest('hex');
+}
+
+/** Group = channel + user: one user's messages are processed one at a time, in order. */
+export function messageGroupId(job: Pick<Job, 'channel' | 'userId'>): string {
+  return sqsId(`${job.channel}#${job.userId}`);
+}
+
+/** Dedup id = the inbound message's key: a re-enqueue within 5 minutes is dropped by SQS too. */
+export function deduplicationId(job: Pick<Job, 'channel' | 'userId' | 'msgKey'>): string {
+  return sqsId(`${job.channel}#${job.userId}#${job.msgKey}`);
+}
+
+/** The SQS FIFO queue. */
+export class SqsJobQueue implements JobQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  async enqueue(job: Job): Promise<void> {
+    await this.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: this.queueUrl,
+        MessageBody: JSON.stringify(job),
+        MessageGroupId: messageGroupId(job),
+        MessageDeduplicationId: deduplicationId(job),
+      }),
+    );
+  }
+}
+
+/** An SQS client for the configured region, pointed at the local stand-in when `SQS_ENDPOINT` is set. */
+export function createSqsClient(aws: AwsConfig): SQSClient {
+  return new SQSClient({ region: aws.region, ...(aws.sqsEndpoint ? { endpoint: aws.sqsEndpoint } : {}) });
+}
+
+/** Error for a queue message that is not a job; it goes to the DLQ untouched for inspection. */
+export class MalformedJobError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MalformedJobError';
+  }
+}
+
+/** Parses and validates a queue message body. */
+export function parseJob(body: string): Job {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new MalformedJobError('job body is not JSON');
+  }
+  if (!isJob(parsed)) throw new MalformedJobError('job body does not match the job schema');
+  return parsed;
+}

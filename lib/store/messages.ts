@@ -1,0 +1,385 @@
+/**
+ * Message records: one item per inbound user message, claimed by the ingress with a
+ * conditional put (the dedupe key) and grown by the worker as the answer streams.
+ *
+ * Keys: pk = `user#{channel}#{userId}`, sk = `msg#{msgKey}`. While an answer is not fully
+ * delivered the item carries `pendingPk`/`pendingSk`, which puts it in the sparse GSI
+ * `pending`, ordered by arrival: the "reply 1" fetch and "older answers first" read it.
+ */
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ChannelName, Job } from '../core/types';
+import { isConditionFailure, ttlSec } from './client';
+
+/** Lifecycle of an answer. */
+export type AnswerStatus = 'queued' | 'streaming' | 'done' | 'failed';
+
+/** Which path delivers a finished answer; claimed once with a conditional write. */
+export type DeliveryOwner = 'passive' | 'push' | 'fetch';
+
+/** Identifies one message record. */
+export interface MessageKey {
+  channel: ChannelName;
+  userId: string;
+  msgKey: string;
+}
+
+/** A stored message and its (possibly partial) answer. */
+export interface MessageRecord extends MessageKey {
+  conversationKey: string;
+  arrivedAtMs: number;
+  status: AnswerStatus;
+  /** The answer so far; grows while `status` is `streaming`. */
+  answer: string;
+  /** Characters of `answer` already shown to the user (WeChat pages). */
+  deliveredChars: number;
+  /** Parts already sent by an outbound API (resume point after a failure). */
+  deliveredParts: number;
+  deliveryOwner: DeliveryOwner | undefined;
+  /** Webhook deliveries seen for this message (WeChat retries the same MsgId). */
+  deliveries: number;
+  /** Whether the job reached the queue (a claim without a job is re-enqueued). */
+  enqueued: boolean;
+  /** True while the record is in the `pending` index (answer not fully delivered). */
+  pending: boolean;
+  /** The job, kept so a failed message can be replayed from the record. */
+  job: Job;
+  /** Channel-specific delivery notes (e.g. the last error code). */
+  note: string;
+  updatedAtMs: number;
+}
+
+/** Days a message record (and so its dedupe key) lives: Meta retries for 7 days. */
+export const MESSAGE_TTL_DAYS = 8;
+
+const pkOf = (k: Pick<MessageKey, 'channel' | 'userId'>): string => `user#${k.channel}#${k.userId}`;
+const skOf = (msgKey: string): string => `msg#${msgKey}`;
+/** Arrival order, then key, so two messages in the same millisecond still sort stably. */
+const pendingSkOf = (arrivedAtMs: number, msgKey: string): string => `${String(arrivedAtMs).padStart(15, '0')}#${msgKey}`;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function strField(item: Record<string, unknown>, name: string): string {
+  const v = item[name];
+  return typeof v === 'string' ? v : '';
+}
+
+function numField(item: Record<string, unknown>, name: string): number {
+  const v = item[name];
+  return typeof v === 'number' ? v : 0;
+}
+
+function isStatus(v: unknown): v is AnswerStatus {
+  return v === 'queued' || v === 'streaming' || v === 'done' || v === 'failed';
+}
+
+function isOwner(v: unknown): v is DeliveryOwner {
+  return v === 'passive' || v === 'push' || v === 'fetch';
+}
+
+function isChannel(v: unknown): v is ChannelName {
+  return v === 'wechat' || v === 'whatsapp' || v === 'twilio';
+}
+
+/** Narrows a stored job; records are written only by this module, so this guards against drift. */
+export function isJob(value: unknown): value is Job {
+  return (
+    isRecord(value) &&
+    value.v === 1 &&
+    isChannel(value.channel) &&
+    typeof value.userId === 'string' &&
+    typeof value.msgKey === 'string' &&
+    typeof value.conversationKey === 'string' &&
+    isRecord(value.input) &&
+    typeof value.input.kind === 'string' &&
+    isRecord(value.reply) &&
+    typeof value.reply.channel === 'string' &&
+    typeof value.arrivedAtMs === 'number'
+  );
+}
+
+function toRecord(item: Record<string, unknown> | undefined, nowMs: number): MessageRecord | undefined {
+  if (!item) return undefined;
+  // TTL deletion lags up to ~2 days: treat expired items as gone (protocols.md).
+  const expires = numField(item, 'expiresAtSec');
+  if (expires > 0 && expires * 1000 < nowMs) return undefined;
+  const channel = item.channel;
+  const status = item.status;
+  const job = item.job;
+  if (!isChannel(channel) || !isStatus(status) || !isJob(job)) return undefined;
+  const owner = item.deliveryOwner;
+  return {
+    channel,
+    userId: strField(item, 'userId'),
+    msgKey: strField(item, 'msgKey'),
+    conversationKey: strField(item, 'conversationKey'),
+    arrivedAtMs: numField(item, 'arrivedAtMs'),
+    status,
+    answer: strField(item, 'answer'),
+    deliveredChars: numField(item, 'deliveredChars'),
+    deliveredParts: numField(item, 'deliveredParts'),
+    deliveryOwner: isOwner(owner) ? owner : undefined,
+    deliveries: numField(item, 'deliveries'),
+    enqueued: item.enqueued === true,
+    pending: typeof item.pendingPk === 'string',
+    job,
+    note: strField(item, 'note'),
+    updatedAtMs: numField(item, 'updatedAtMs'),
+  };
+}
+
+/** Result of claiming an inbound message's dedupe key. */
+export type ClaimResult = { created: true; record: MessageRecord } | { created: false; record: MessageRecord };
+
+/**
+ * DynamoDB access for message records. All writes that could race (claim, delivery,
+ * page cursor) are conditional, so at-least-once callers stay exactly-once for the user.
+ */
+export class MessageStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  private key(k: MessageKey): { pk: string; sk: string } {
+    return { pk: pkOf(k), sk: skOf(k.msgKey) };
+  }
+
+  /**
+   * Claims the message's dedupe key. The first delivery creates the record; a redelivery
+   * (same key, any instance) gets the stored record back with `deliveries` counted up.
+   */
+  async claim(job: Job, nowMs: number, opts: { pending?: boolean } = {}): Promise<ClaimResult> {
+    const k: MessageKey = { channel: job.channel, userId: job.userId, msgKey: job.msgKey };
+    const pending = opts.pending ?? true;
+    const item = {
+      ...this.key(k),
+      channel: job.channel,
+      userId: job.userId,
+      msgKey: job.msgKey,
+      conversationKey: job.conversationKey,
+      arrivedAtMs: job.arrivedAtMs,
+      status: 'queued',
+      answer: '',
+      deliveredChars: 0,
+      deliveredParts: 0,
+      deliveries: 1,
+      enqueued: false,
+      job,
+      note: '',
+      updatedAtMs: nowMs,
+      expiresAtSec: ttlSec(nowMs, MESSAGE_TTL_DAYS),
+      ...(pending ? { pendingPk: pkOf(k), pendingSk: pendingSkOf(job.arrivedAtMs, job.msgKey) } : {}),
+    };
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          // An expired-but-not-yet-deleted record may be claimed again.
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAtSec < :nowSec',
+          ExpressionAttributeValues: { ':nowSec': Math.floor(nowMs / 1000) },
+        }),
+      );
+      const record = toRecord(item, nowMs);
+      if (!record) throw new Error('claimed record failed validation');
+      return { created: true, record };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+    const res = await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'ADD deliveries :one',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    const record = toRecord(res.Attributes, nowMs);
+    if (!record) throw new Error(`message record ${k.msgKey} is unreadable`);
+    return { created: false, record };
+  }
+
+  /** Reads a record with a strongly consistent read. */
+  async get(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
+    const res = await this.db.send(new GetCommand({ TableName: this.tableName, Key: this.key(k), ConsistentRead: true }));
+    return toRecord(res.Item, nowMs);
+  }
+
+  /** Notes that the job is on the queue. */
+  async markEnqueued(k: MessageKey): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'SET enqueued = :t',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':t': true },
+      }),
+    );
+  }
+
+  /** The worker starts (or restarts) generating: the answer is reset. */
+  async startAnswer(k: MessageKey, nowMs: number): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'SET #s = :streaming, answer = :empty, updatedAtMs = :now',
+        ConditionExpression: 'attribute_exists(pk) AND #s <> :done',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':streaming': 'streaming', ':empty': '', ':now': nowMs, ':done': 'done' },
+      }),
+    );
+  }
+
+  /** Stores the answer so far while streaming (a waiting ingress or "reply 1" can show it). */
+  async saveProgress(k: MessageKey, answer: string, nowMs: number): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'SET answer = :a, updatedAtMs = :now',
+        ConditionExpression: 'attribute_exists(pk) AND #s = :streaming',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':a': answer, ':now': nowMs, ':streaming': 'streaming' },
+      }),
+    );
+  }
+
+  /**
+   * Stores the final answer. `pending` false takes the record out of the pending index
+   * at once (answers that need no delivery, e.g. `forget`).
+   */
+  async finish(k: MessageKey, answer: string, status: 'done' | 'failed', nowMs: number, note = ''): Promise<MessageRecord> {
+    const res = await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'SET #s = :status, answer = :a, updatedAtMs = :now, note = :note',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':status': status, ':a': answer, ':now': nowMs, ':note': note },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    const record = toRecord(res.Attributes, nowMs);
+    if (!record) throw new Error(`message record ${k.msgKey} is unreadable`);
+    return record;
+  }
+
+  /**
+   * Claims the delivery of a finished answer for one path. Exactly one of the paths
+   * (passive reply, outbound push, fetch) wins; the others see false.
+   */
+  async claimDelivery(k: MessageKey, owner: DeliveryOwner, nowMs: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(k),
+          UpdateExpression: 'SET deliveryOwner = :o, updatedAtMs = :now',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(deliveryOwner)',
+          ExpressionAttributeValues: { ':o': owner, ':now': nowMs },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Moves the page cursor from `fromChars` to `toChars`, only if nobody else moved it
+   * first (two live deliveries of the same user race for the same page). When
+   * `complete`, the record leaves the pending index.
+   */
+  async advanceCursor(k: MessageKey, fromChars: number, toChars: number, complete: boolean, nowMs: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(k),
+          UpdateExpression: complete
+            ? 'SET deliveredChars = :to, updatedAtMs = :now REMOVE pendingPk, pendingSk'
+            : 'SET deliveredChars = :to, updatedAtMs = :now',
+          ConditionExpression: complete
+            ? 'deliveredChars = :from AND #s = :done'
+            : 'deliveredChars = :from',
+          ...(complete ? { ExpressionAttributeNames: { '#s': 'status' } } : {}),
+          ExpressionAttributeValues: {
+            ':from': fromChars,
+            ':to': toChars,
+            ':now': nowMs,
+            ...(complete ? { ':done': 'done' } : {}),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Records that `parts` parts of a multi-part outbound answer are delivered. */
+  async recordParts(k: MessageKey, parts: number, complete: boolean, nowMs: number, note = ''): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: complete
+          ? 'SET deliveredParts = :p, updatedAtMs = :now, note = :note REMOVE pendingPk, pendingSk'
+          : 'SET deliveredParts = :p, updatedAtMs = :now, note = :note',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':p': parts, ':now': nowMs, ':note': note },
+      }),
+    );
+  }
+
+  /** Takes a record out of the pending index without delivering (e.g. unsubscribe). */
+  async dropPending(k: MessageKey, nowMs: number): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'SET updatedAtMs = :now REMOVE pendingPk, pendingSk',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':now': nowMs },
+      }),
+    );
+  }
+
+  /** Deletes a record outright. */
+  async delete(k: MessageKey): Promise<void> {
+    await this.db.send(new DeleteCommand({ TableName: this.tableName, Key: this.key(k) }));
+  }
+
+  /**
+   * The user's answers that are not fully delivered, oldest first. The index is
+   * eventually consistent; each record is re-read consistently before use.
+   */
+  async listPending(channel: ChannelName, userId: string, nowMs: number, limit = 20): Promise<MessageRecord[]> {
+    const res = await this.db.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: 'pending',
+        KeyConditionExpression: 'pendingPk = :pk',
+        ExpressionAttributeValues: { ':pk': pkOf({ channel, userId }) },
+        ScanIndexForward: true,
+        Limit: limit,
+      }),
+    );
+    const out: MessageRecord[] = [];
+    for (const item of res.Items ?? []) {
+      const rec = toRecord(item, nowMs);
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+}
