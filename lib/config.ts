@@ -108,6 +108,11 @@ export interface AwsConfig {
   /** Custom endpoints for the local stand-ins; empty in AWS. */
   dynamoEndpoint: string;
   sqsEndpoint: string;
+  /**
+   * Static credentials for the local stand-ins (any values work there). Undefined in
+   * AWS, where the SDK's default provider chain uses the function's role.
+   */
+  localCredentials: { accessKeyId: string; secretAccessKey: string } | undefined;
 }
 
 /** The whole validated configuration. */
@@ -356,6 +361,10 @@ export function loadConfig(env: Env): AppConfig {
       queueUrl: str(env, 'QUEUE_URL'),
       dynamoEndpoint: str(env, 'DYNAMODB_ENDPOINT'),
       sqsEndpoint: str(env, 'SQS_ENDPOINT'),
+      localCredentials:
+        str(env, 'DYNAMODB_ENDPOINT') === '' && str(env, 'SQS_ENDPOINT') === ''
+          ? undefined
+          : { accessKeyId: str(env, 'AWS_ACCESS_KEY_ID', 'local') || 'local', secretAccessKey: str(env, 'AWS_SECRET_ACCESS_KEY', 'local') || 'local' },
     },
     allowedUsers: new Set(
       str(env, 'ALLOWED_USERS')

@@ -2,8 +2,9 @@
  * What the worker needs from a channel. Each channel implements this in
  * lib/channels/<name>/ and the worker stays channel-neutral.
  */
-import type { MessageRecord } from '../store/messages';
-import type { Job } from './types';
+import type { MessageRecord, MessageStore } from '../store/messages';
+import type { UserStateStore } from '../store/user-state';
+import type { Clock, Job, Log } from './types';
 
 /** Media fetched from the channel for an image or audio input. */
 export interface Media {
@@ -43,3 +44,12 @@ export interface ChannelAdapter {
 
 /** Adapters by channel name; a disabled channel has none. */
 export type ChannelAdapters = Partial<Record<Job['channel'], ChannelAdapter>>;
+
+/** What every channel adapter is built with (see lib/core/worker.ts). */
+export interface AdapterDeps {
+  messages: MessageStore;
+  users: UserStateStore;
+  clock: Clock;
+  log: Log;
+  fetch: typeof fetch;
+}

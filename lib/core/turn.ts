@@ -99,7 +99,11 @@ async function prepare(deps: TurnDeps, job: Job): Promise<Prepared> {
  * Streams the model's answer into the record, flushing the growing text every
  * `flushIntervalMs`. Returns the final text; LLM failures become a short apology.
  */
-async function generate(deps: TurnDeps, job: Job, prepared: Extract<Prepared, { kind: 'ask' }>): Promise<{ text: string; ok: boolean }> {
+async function generate(
+  deps: TurnDeps,
+  job: Job,
+  prepared: Extract<Prepared, { kind: 'ask' }>,
+): Promise<{ text: string; ok: boolean; remember: () => Promise<void> }> {
   const key = keyOf(job);
   const conv = await deps.conversations.load(job.conversationKey, deps.clock.nowMs());
   const suffix = deps.channels[job.channel]?.systemPromptSuffix?.(job) ?? '';
@@ -136,13 +140,16 @@ async function generate(deps: TurnDeps, job: Job, prepared: Extract<Prepared, { 
     }
   }
 
+  const nothing = async (): Promise<void> => undefined;
   if (failure !== undefined) {
-    return { text: answer.trim() === '' ? failure : `${answer}\n\n${failure}`, ok: false };
+    return { text: answer.trim() === '' ? failure : `${answer}\n\n${failure}`, ok: false, remember: nothing };
   }
   if (answer.trim() === '') {
-    return { text: 'Sorry, I have no answer to that. Could you rephrase it?', ok: false };
+    return { text: 'Sorry, I have no answer to that. Could you rephrase it?', ok: false, remember: nothing };
   }
-  if (prepared.remember) {
+  // Saved after the answer is marked done, so a waiting reply is not held up by it.
+  const remember = async (): Promise<void> => {
+    if (!prepared.remember) return;
     const turns = [...conv.turns, { role: 'user' as const, content: prepared.text }, { role: 'assistant' as const, content: answer }];
     await deps.conversations.save(
       job.conversationKey,
@@ -150,8 +157,8 @@ async function generate(deps: TurnDeps, job: Job, prepared: Extract<Prepared, { 
       deps.config.llm.historyTurns,
       deps.clock.nowMs(),
     );
-  }
-  return { text: answer, ok: true };
+  };
+  return { text: answer, ok: true, remember };
 }
 
 /** Deletes the user's conversation and takes every pending answer out of the queue of things to deliver. */
@@ -193,6 +200,7 @@ export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> 
     }
     let text: string;
     let ok = true;
+    let remember = async (): Promise<void> => undefined;
     if (!isAllowed(deps.config.allowedUsers, job.userId)) {
       text = NOT_ENROLLED_TEXT;
     } else {
@@ -204,9 +212,11 @@ export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> 
         const result = await generate(deps, job, prepared);
         text = result.text;
         ok = result.ok;
+        remember = result.remember;
       }
     }
     record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), ok ? '' : 'apology');
+    await remember();
   }
 
   const adapter = deps.channels[job.channel];

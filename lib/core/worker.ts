@@ -9,8 +9,9 @@ import { createLlmBackend } from '../llm';
 import { ConversationStore } from '../store/conversations';
 import { createDocumentClient } from '../store/client';
 import { MessageStore } from '../store/messages';
+import { UserStateStore } from '../store/user-state';
 import { handleBatch } from './batch';
-import type { ChannelAdapters } from './channel';
+import type { AdapterDeps, ChannelAdapters } from './channel';
 import { runTurn, type TurnDeps } from './turn';
 import { systemClock, type Clock, type Log } from './types';
 
@@ -26,11 +27,14 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
   const clock = overrides.clock ?? systemClock;
   const fetchImpl = overrides.fetch ?? fetch;
   const db = createDocumentClient(cfg.aws);
+  const messages = new MessageStore(db, cfg.aws.tableName);
+  const adapterDeps: AdapterDeps = { messages, users: new UserStateStore(db, cfg.aws.tableName), clock, log, fetch: fetchImpl };
+  // One adapter per enabled channel (a channel without secrets has none).
   const channels: ChannelAdapters = {};
-  if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat);
+  if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps);
   return {
     config: cfg,
-    messages: new MessageStore(db, cfg.aws.tableName),
+    messages,
     conversations: new ConversationStore(db, cfg.aws.tableName),
     llm: createLlmBackend(cfg.llm, { fetch: fetchImpl, sleep: (ms) => clock.sleep(ms) }),
     channels,

@@ -259,12 +259,13 @@ export async function startSqs(opts: StartSqsOptions = {}): Promise<SqsEmulator>
   const address = await app.listen({ port: opts.port ?? 0, host: LOOPBACK });
   const port = new URL(address).port;
   let stopped: Promise<void> | undefined;
-  return {
-    endpoint: `http://${LOOPBACK}:${port}`,
-    stop: () => {
-      // fauxqs sets forceCloseConnections, so pending long polls do not hold close() up.
-      stopped ??= app.close().then(() => undefined);
-      return stopped;
-    },
+  const close = async (): Promise<void> => {
+    // fauxqs sets forceCloseConnections, so pending long polls do not hold close() up.
+    await app.close();
   };
+  const stop = (): Promise<void> => {
+    stopped ??= close();
+    return stopped;
+  };
+  return { endpoint: `http://${LOOPBACK}:${port}`, stop };
 }

@@ -50,7 +50,11 @@ export class SqsJobQueue implements JobQueue {
 
 /** An SQS client for the configured region, pointed at the local stand-in when `SQS_ENDPOINT` is set. */
 export function createSqsClient(aws: AwsConfig): SQSClient {
-  return new SQSClient({ region: aws.region, ...(aws.sqsEndpoint ? { endpoint: aws.sqsEndpoint } : {}) });
+  return new SQSClient({
+    region: aws.region,
+    ...(aws.sqsEndpoint ? { endpoint: aws.sqsEndpoint } : {}),
+    ...(aws.localCredentials ? { credentials: aws.localCredentials } : {}),
+  });
 }
 
 /** Error for a queue message that is not a job; it goes to the DLQ untouched for inspection. */

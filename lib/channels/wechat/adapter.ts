@@ -3,10 +3,10 @@
  * response (see ingress.ts), so the worker only stores it.
  */
 import type { WeChatConfig } from '../../config';
-import type { ChannelAdapter } from '../../core/channel';
+import type { AdapterDeps, ChannelAdapter } from '../../core/channel';
 
 /** Builds the WeChat adapter for the worker. */
-export function createWeChatAdapter(cfg: WeChatConfig): ChannelAdapter {
+export function createWeChatAdapter(cfg: WeChatConfig, _deps: AdapterDeps): ChannelAdapter {
   return {
     async deliver(): Promise<void> {
       // Passive replies are taken by the ingress (three deliveries, then "reply 1").

@@ -16,7 +16,7 @@ import { text, xml, type HttpRequest, type HttpResponse } from '../http';
 import { aesKeyFromEncodingAesKey, buildEncryptedReply, decryptAndCheck, WeChatCryptoError } from './crypto';
 import { takeNextPage, thinkingText, waitForPage, type PageDeps } from './passive';
 import { verifyMsgSignature, verifySignature } from './signature';
-import { buildTextReply, parseEncryptedEnvelope, parseInbound, type WeChatInbound } from './xml';
+import { buildTextReply, parseEncryptedEnvelope, parseInbound, WeChatXmlError, type WeChatInbound } from './xml';
 
 /** Dependencies of the WeChat webhook. */
 export interface WeChatIngressDeps extends IngressDeps {
@@ -58,12 +58,12 @@ type Action =
   | { kind: 'forget'; msgKey: string };
 
 /** Dedupe key for events: WeChat gives them no MsgId (protocols.md). */
-function eventKey(m: Extract<WeChatInbound, { msgType: 'event' }>): string {
+function eventKey(m: Extract<WeChatInbound, { kind: 'event' }>): string {
   return `evt:${m.createTimeSec}:${m.event}:${m.eventKey ?? ''}`;
 }
 
 function classify(cfg: WeChatConfig, m: WeChatInbound): Action {
-  switch (m.msgType) {
+  switch (m.kind) {
     case 'text':
       return { kind: 'job', msgKey: m.msgId, input: { kind: 'text', text: m.content }, fetchable: m.content.trim() === cfg.fetchKeyword };
     case 'voice':
@@ -90,7 +90,7 @@ function classify(cfg: WeChatConfig, m: WeChatInbound): Action {
       return { kind: 'ack', reason: `event ${m.event} needs no answer` };
     }
     case 'unknown':
-      return { kind: 'ack', reason: `unknown MsgType ${m.rawType}` };
+      return { kind: 'ack', reason: `unknown MsgType ${m.msgType}` };
   }
 }
 
@@ -143,13 +143,18 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
   let keyIndex = 0;
   if (encrypted) {
     if (cfg.encodingAesKey === '') return reject(deps, 400, 'encrypted message but WECHAT_ENCODING_AES_KEY is not set');
-    const envelope = parseEncryptedEnvelope(bodyXml);
-    if (!envelope.ok) return reject(deps, 400, `envelope: ${envelope.error}`);
-    if (!verifyMsgSignature(cfg.token, timestamp, nonce, envelope.value.encrypt, req.query.msg_signature ?? '')) {
+    let encrypt: string;
+    try {
+      encrypt = parseEncryptedEnvelope(bodyXml, { maxBytes: WECHAT_MAX_BODY_BYTES }).encrypt;
+    } catch (err) {
+      if (err instanceof WeChatXmlError) return reject(deps, 400, `envelope: ${err.code}`);
+      throw err;
+    }
+    if (!verifyMsgSignature(cfg.token, timestamp, nonce, encrypt, req.query.msg_signature ?? '')) {
       return reject(deps, 403, 'bad msg_signature');
     }
     try {
-      const opened = decryptAndCheck(envelope.value.encrypt, aesKeys(cfg), cfg.appId);
+      const opened = decryptAndCheck(encrypt, aesKeys(cfg), cfg.appId);
       bodyXml = opened.xml;
       keyIndex = opened.keyIndex;
     } catch (err) {
@@ -158,9 +163,13 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
     }
   }
 
-  const parsed = parseInbound(bodyXml, WECHAT_MAX_BODY_BYTES);
-  if (!parsed.ok) return reject(deps, 400, `xml: ${parsed.error}`);
-  const msg = parsed.value;
+  let msg: WeChatInbound;
+  try {
+    msg = parseInbound(bodyXml, { maxBytes: WECHAT_MAX_BODY_BYTES });
+  } catch (err) {
+    if (err instanceof WeChatXmlError) return reject(deps, 400, `xml: ${err.code}`);
+    throw err;
+  }
   const action = classify(cfg, msg);
   if (action.kind === 'ack') {
     deps.log.info('wechat message acknowledged without an answer', { reason: action.reason });

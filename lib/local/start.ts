@@ -1,0 +1,254 @@
+/**
+ * `npm start`: the whole gateway on this machine, offline.
+ *
+ *   .env → loadConfig (fail fast) → DynamoDB + SQS emulators → table and queues from
+ *   lib/infra/*.json (stage `local`) → `serverless offline` (HTTP routes, handlers bundled by
+ *   serverless-esbuild, as deployed) → the worker in this process, fed by the SQS event
+ *   source emulator (serverless-offline-sqs does not work with fauxqs).
+ *
+ * Environment knobs (besides the app's own, see lib/config.ts):
+ * - PORT (3000), HOST (localhost), LAMBDA_PORT (3002): serverless-offline's listeners.
+ * - LOCAL_DYNAMO_ENGINE: auto (default: DynamoDB Local when java is on PATH) | dynalite | dynamodb-local.
+ * - LOCAL_VISIBILITY_TIMEOUT_SEC: job queue visibility timeout (default: queue.json's).
+ * - LOCAL_WORKER_CONCURRENCY: worker batches run side by side (default 4; Lambda scales per group).
+ *
+ * Ctrl+C (SIGINT) or SIGTERM stops everything and exits 0; if serverless offline dies on its
+ * own, the rest is torn down and the exit code is non-zero.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { ConfigError, enabledChannels, loadConfig, readDotEnv, type AppConfig } from '../config';
+import { startDynamo, startSqs, type DynamoEmulator, type DynamoEngine, type SqsEmulator } from './emulators';
+import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
+import { startEventSource, type EventSource } from './sqs-event-source';
+
+const STAGE = 'local';
+const ROOT = resolve(__dirname, '..', '..');
+
+/** Variables the offline handlers must get from us rather than from serverless.yml (see serverless-offline-env.js). */
+const OFFLINE_OVERRIDES = ['TABLE_NAME', 'QUEUE_URL', 'DYNAMODB_ENDPOINT', 'SQS_ENDPOINT'];
+
+function log(line: string): void {
+  process.stdout.write(`[local] ${line}\n`);
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The `service:` name in serverless.yml, so resource names follow `${self:service}-${sls:stage}`. */
+function serviceName(): string {
+  const match = /^service:\s*([A-Za-z0-9-]+)\s*$/m.exec(readFileSync(join(ROOT, 'serverless.yml'), 'utf8'));
+  if (!match?.[1]) throw new Error('serverless.yml has no service: line');
+  return match[1];
+}
+
+function parseEngine(raw: string | undefined): 'auto' | DynamoEngine {
+  const value = (raw ?? '').trim();
+  if (value === '' || value === 'auto') return 'auto';
+  if (value === 'dynalite' || value === 'dynamodb-local') return value;
+  throw new ConfigError(`LOCAL_DYNAMO_ENGINE must be auto, dynalite or dynamodb-local, got "${value}"`);
+}
+
+function positiveInt(raw: string | undefined, name: string, fallback: number): number {
+  const value = (raw ?? '').trim();
+  if (value === '') return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new ConfigError(`${name} must be a positive integer, got "${value}"`);
+  return Number(value);
+}
+
+function definedOnly(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value;
+  return out;
+}
+
+/** Kills a whole process group (the offline CLI and its workers), ignoring "already gone". */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // the group has exited already
+  }
+}
+
+/** Polls until the HTTP server answers anything at all (a 500 from /health still means "up"). */
+async function waitForHttp(url: string, offlineExited: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (offlineExited()) throw new Error('serverless offline exited during start');
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${seconds(timeoutMs)}`);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+function banner(cfg: AppConfig, url: string, dynamo: DynamoEmulator, sqs: SqsEmulator, res: LocalResources, startedMs: number): string {
+  const channels = enabledChannels(cfg);
+  const lines = [
+    '',
+    `LLM gateway running locally (ready in ${seconds(startedMs)})`,
+    `  URL:          ${url}`,
+    `  Health:       ${url}/health`,
+    `  LLM provider: ${cfg.llm.provider}${cfg.llm.provider === 'dev' ? ' (offline echo model; set OPENAI_API_KEY or DIFY_API_KEY in .env)' : ''}`,
+    `  Channels:     ${channels.length > 0 ? channels.map((c) => `${c} (${url}/${c})`).join(', ') : 'none enabled (set WECHAT_TOKEN, WHATSAPP_*, TWILIO_* in .env)'}`,
+    `  DynamoDB:     ${dynamo.engine} at ${dynamo.endpoint}, table ${res.tableName}${res.ttlEnabled ? '' : ' (no TTL API; expired items are filtered on read)'}`,
+    `  SQS:          fauxqs at ${sqs.endpoint}, queue ${res.queueUrl}`,
+    `  Worker:       in this process, fed by the local SQS event source`,
+    'Press Ctrl+C to stop.',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  // Lambda runs from the bundle's root; config() also reads .env from the cwd.
+  process.chdir(ROOT);
+  const merged = readDotEnv(ROOT, process.env);
+  let cfg: AppConfig;
+  let engine: 'auto' | DynamoEngine;
+  let visibilityTimeoutSec: number | undefined;
+  let concurrency: number;
+  try {
+    cfg = loadConfig(merged);
+    engine = parseEngine(merged.LOCAL_DYNAMO_ENGINE);
+    visibilityTimeoutSec = merged.LOCAL_VISIBILITY_TIMEOUT_SEC ? positiveInt(merged.LOCAL_VISIBILITY_TIMEOUT_SEC, 'LOCAL_VISIBILITY_TIMEOUT_SEC', 1) : undefined;
+    concurrency = positiveInt(merged.LOCAL_WORKER_CONCURRENCY, 'LOCAL_WORKER_CONCURRENCY', 4);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`Configuration error: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const region = cfg.aws.region;
+  const host = merged.HOST?.trim() || 'localhost';
+  const port = merged.PORT?.trim() || '3000';
+
+  let dynamo: DynamoEmulator | undefined;
+  let sqs: SqsEmulator | undefined;
+  let offline: ChildProcess | undefined;
+  let offlineExit: Promise<void> | undefined;
+  let source: EventSource | undefined;
+  let sqsClient: SQSClient | undefined;
+  let shuttingDown = false;
+
+  // Last resort if this process dies some other way: never leave the offline group behind.
+  process.once('exit', () => {
+    if (offline && offline.exitCode === null && offline.signalCode === null) killGroup(offline, 'SIGKILL');
+  });
+
+  async function shutdown(code: number, why: string): Promise<never> {
+    if (shuttingDown) return new Promise<never>(() => undefined);
+    shuttingDown = true;
+    log(`${why}; stopping…`);
+    await source?.stop();
+    sqsClient?.destroy();
+    if (offline && offlineExit && offline.exitCode === null && offline.signalCode === null) {
+      killGroup(offline, 'SIGINT');
+      const timer = setTimeout(() => offline && killGroup(offline, 'SIGKILL'), 10_000);
+      await offlineExit;
+      clearTimeout(timer);
+      // Workers or watchers of the CLI that outlived it.
+      killGroup(offline, 'SIGKILL');
+    }
+    await Promise.allSettled([dynamo?.stop(), sqs?.stop()]);
+    log('stopped');
+    process.exit(code);
+  }
+  process.once('SIGINT', () => void shutdown(0, 'SIGINT'));
+  process.once('SIGTERM', () => void shutdown(0, 'SIGTERM'));
+
+  try {
+    const t0 = Date.now();
+    [dynamo, sqs] = await Promise.all([startDynamo({ engine }), startSqs({})]);
+    log(`emulators up in ${seconds(Date.now() - t0)} (DynamoDB: ${dynamo.engine})`);
+
+    const service = serviceName();
+    const resources = await createResources({
+      dynamoEndpoint: dynamo.endpoint,
+      sqsEndpoint: sqs.endpoint,
+      region,
+      tableName: `${service}-${STAGE}`,
+      queueName: `${service}-${STAGE}-jobs.fifo`,
+      deadLetterQueueName: `${service}-${STAGE}-dlq.fifo`,
+      ...(visibilityTimeoutSec !== undefined ? { visibilityTimeoutSec } : {}),
+    });
+
+    // What both the offline handlers and the in-process worker see. Real AWS credentials
+    // from the shell are replaced: nothing local should ever be able to reach an account.
+    const localEnv: Record<string, string> = {
+      TABLE_NAME: resources.tableName,
+      QUEUE_URL: resources.queueUrl,
+      DYNAMODB_ENDPOINT: dynamo.endpoint,
+      SQS_ENDPOINT: sqs.endpoint,
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    };
+    const { AWS_SESSION_TOKEN: _token, AWS_PROFILE: _profile, ...inherited } = definedOnly(merged);
+    const offlineEnv: Record<string, string> = {
+      ...inherited,
+      ...localEnv,
+      HOST: host,
+      PORT: port,
+      SLS_OFFLINE_ENV_OVERRIDES: OFFLINE_OVERRIDES.join(','),
+      SLS_TELEMETRY_DISABLED: '1',
+      SLS_NOTIFICATIONS_MODE: 'off',
+    };
+
+    // Own process group (detached), so Ctrl+C reaches only us and we stop things in order.
+    const cli = require.resolve('serverless/bin/serverless.js');
+    const child = spawn(process.execPath, [cli, 'offline', 'start', '--stage', STAGE], {
+      cwd: ROOT,
+      env: offlineEnv,
+      detached: true,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    offline = child;
+    offlineExit = new Promise<void>((done) => child.once('exit', () => done()));
+    child.once('exit', (code, signal) => {
+      if (!shuttingDown) void shutdown(code && code !== 0 ? code : 1, `serverless offline exited unexpectedly (${code ?? signal})`);
+    });
+
+    // The worker runs here, so it needs the same environment before its module reads config().
+    for (const [key, value] of Object.entries(localEnv)) process.env[key] = value;
+    delete process.env.AWS_SESSION_TOKEN;
+    delete process.env.AWS_PROFILE;
+    const worker = await import('../../functions/worker');
+    sqsClient = new SQSClient(awsClientConfig(sqs.endpoint, region));
+    source = startEventSource({
+      sqs: sqsClient,
+      queueUrl: resources.queueUrl,
+      queueArn: resources.queueArn,
+      region,
+      handler: worker.handler,
+      batchSize: 10,
+      waitTimeSec: 20,
+      concurrency,
+      timeoutSec: 300,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+
+    const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    const url = `http://${clientHost}:${port}`;
+    await waitForHttp(`${url}/health`, () => child.exitCode !== null || child.signalCode !== null, 120_000);
+    process.stdout.write(banner(cfg, url, dynamo, sqs, resources, Date.now() - started));
+  } catch (err) {
+    if (shuttingDown) return;
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    await shutdown(1, 'start failed');
+  }
+}
+
+void main();

@@ -1,0 +1,220 @@
+/**
+ * WeChat passive replies end to end: the fake platform posts signed messages to the
+ * real Lambda handler over HTTP with a scaled-down 5 s window (1 s here) and retries
+ * like WeChat; the worker runs from the SQS emulator; the LLM is a fake over HTTP.
+ */
+import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
+import { WeChatPlatform, nextMsgId, textMessageXml } from '../../fakes/wechat-platform';
+import { startGateway, type Gateway } from '../../support/gateway';
+
+const TOKEN = 'testtoken';
+/** Scaled WeChat timing: 1 s window stands for 5 s; wait 0.7 s stands for 4.5 s. */
+const WINDOW_MS = 1000;
+
+describe('WeChat passive replies', () => {
+  let llm: FakeOpenAi;
+  let gw: Gateway;
+  let platform: WeChatPlatform;
+
+  beforeAll(async () => {
+    llm = await startFakeOpenAi();
+    gw = await startGateway({
+      env: {
+        OPENAI_API_KEY: 'sk-test',
+        OPENAI_BASE_URL: llm.baseUrl,
+        OPENAI_MAX_RETRIES: '2',
+        WECHAT_TOKEN: TOKEN,
+        WECHAT_REPLY_WAIT_MS: '700',
+        WECHAT_PAGE_BYTES: '2000',
+      },
+      wechat: { pollMs: 20, holdMs: WINDOW_MS + 150 },
+    });
+    platform = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: TOKEN, windowMs: WINDOW_MS });
+  });
+
+  afterAll(async () => {
+    await gw.stop();
+    await llm.close();
+  });
+
+  beforeEach(() => {
+    llm.script = [];
+    llm.latencyMs = 0;
+    llm.chunkDelayMs = 0;
+    llm.answer = (req) => `Echo: ${req.lastUserText}`;
+  });
+
+  it('answers a quick question in the first delivery', async () => {
+    // Arrange
+    const user = 'o-quick';
+    // Act
+    const outcome = await platform.send(user, 'hello there');
+    // Assert
+    expect(outcome.reply).toBe('Echo: hello there');
+    expect(outcome.deliveries).toBe(1);
+  });
+
+  it('answers in the third delivery when the model needs about two windows', async () => {
+    // Arrange: time to first byte past two windows, still inside the third wait.
+    const user = 'o-third';
+    llm.latencyMs = 2 * WINDOW_MS + 200;
+    const before = llm.chatCalls;
+    // Act
+    const outcome = await platform.send(user, 'slow question');
+    // Assert
+    expect(outcome.deliveries).toBe(3);
+    expect(outcome.statuses.slice(0, 2)).toEqual([undefined, undefined]);
+    expect(outcome.reply).toBe('Echo: slow question');
+    expect(llm.chatCalls - before).toBe(1);
+  });
+
+  it('hands a slow answer over with "reply 1": partial first, then the rest', async () => {
+    // Arrange: the answer streams slowly, past all three deliveries.
+    const user = 'o-slow';
+    const answer = 'First part of a long, slowly written answer. '.repeat(6).trim();
+    llm.answer = () => answer;
+    llm.chunkChars = 4;
+    llm.chunkDelayMs = 60; // ~70 chunks * 60 ms ≈ 4.2 s
+    // Act
+    const first = await platform.send(user, 'tell me slowly');
+    const replies = [first.reply, (await platform.send(user, '1')).reply];
+    await gw.idle();
+    for (let i = 0; i < 6 && /reply 1/.test(replies.at(-1) ?? ''); i++) replies.push((await platform.send(user, '1')).reply);
+    llm.chunkChars = 8;
+    // Assert: nothing lost or repeated once the notes are removed.
+    const strip = (s: string | undefined): string => (s ?? '').replace(/\n\n（[^）]*）$/, '');
+    expect(first.deliveries).toBe(3);
+    expect(first.reply).toMatch(/reply 1|Still thinking/);
+    const shown = replies.filter((r) => r !== undefined && !r.startsWith('正在思考')).map(strip).join('');
+    expect(shown).toBe(answer);
+  });
+
+  it('makes one LLM call for a redelivered message', async () => {
+    // Arrange
+    const msgId = nextMsgId();
+    const xml = textMessageXml({ from: 'o-dup', to: 'gh_10f6c3c3ac5a', content: 'only once', msgId });
+    const before = llm.chatCalls;
+    // Act: the same MsgId three times, two of them concurrently.
+    const [a, b] = await Promise.all([platform.postOnce(xml), platform.postOnce(xml)]);
+    const c = await platform.postOnce(xml);
+    await gw.idle();
+    // Assert
+    expect(llm.chatCalls - before).toBe(1);
+    const replies = [a, b, c].map((r) => r.body).filter((body) => body.includes('Echo: only once'));
+    expect(replies).toHaveLength(1);
+  });
+
+  it('remembers the conversation and /clear forgets it', async () => {
+    // Arrange
+    const user = 'o-memory';
+    // Act
+    await platform.send(user, 'my name is Ada');
+    await platform.send(user, 'what is my name?');
+    const memoryRequest = llm.chatRequests.at(-1);
+    const cleared = await platform.send(user, '/clear');
+    await platform.send(user, 'who am I?');
+    const afterClear = llm.chatRequests.at(-1);
+    // Assert
+    expect(memoryRequest?.messages.map((m) => m.text)).toEqual(
+      expect.arrayContaining(['my name is Ada', 'Echo: my name is Ada', 'what is my name?']),
+    );
+    expect(cleared.reply).toMatch(/forgotten/);
+    expect(afterClear?.messages.map((m) => m.text)).not.toContain('my name is Ada');
+  });
+
+  it('answers /help without calling the model', async () => {
+    const before = llm.chatCalls;
+    const outcome = await platform.send('o-help', '/help');
+    expect(outcome.reply).toMatch(/\/clear/);
+    expect(llm.chatCalls).toBe(before);
+  });
+
+  it('retries a 429 and then answers', async () => {
+    // Arrange
+    llm.script = [{ kind: 'http', response: { status: 429, headers: { 'retry-after-ms': '50' }, body: { error: { message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' } } } }];
+    const before = llm.chatCalls;
+    // Act
+    const outcome = await platform.send('o-429', 'are you busy?');
+    // Assert
+    expect(outcome.reply).toBe('Echo: are you busy?');
+    expect(llm.chatCalls - before).toBe(2);
+  });
+
+  it('apologises instead of staying silent when the quota is exhausted', async () => {
+    llm.script = [{ kind: 'http', response: { status: 429, body: { error: { message: 'quota', type: 'insufficient_quota', code: 'insufficient_quota' } } } }];
+    const before = llm.chatCalls;
+    const outcome = await platform.send('o-quota', 'anyone there?');
+    expect(outcome.reply).toMatch(/Sorry/);
+    expect(llm.chatCalls - before).toBe(1);
+  });
+
+  it('never drops a question sent while an earlier answer is pending', async () => {
+    // Arrange: the first answer is slow; the second question arrives meanwhile.
+    const user = 'o-two';
+    llm.answer = (req) => `Answer to ${req.lastUserText}`;
+    llm.latencyMs = 3 * WINDOW_MS + 300;
+    // Act
+    const first = platform.send(user, 'question A');
+    await new Promise((r) => setTimeout(r, 200));
+    llm.latencyMs = 0;
+    const second = platform.send(user, 'question B');
+    const [a, b] = await Promise.all([first, second]);
+    await gw.idle();
+    const shown = [a.reply, b.reply];
+    for (let i = 0; i < 4 && !shown.some((s) => s?.includes('Answer to question B')); i++) {
+      shown.push((await platform.send(user, '1')).reply);
+    }
+    // Assert: both answered, A before B.
+    const texts = shown.filter((s): s is string => s !== undefined);
+    const ia = texts.findIndex((s) => s.includes('Answer to question A'));
+    const ib = texts.findIndex((s) => s.includes('Answer to question B'));
+    expect(ia).toBeGreaterThanOrEqual(0);
+    expect(ib).toBeGreaterThan(ia);
+  });
+
+  it('pages 5,000 Chinese characters with nothing lost or repeated', async () => {
+    // Arrange
+    const user = 'o-long';
+    const sentence = '这是一个很长的回答，用来测试分页功能是否正确。';
+    let long = '';
+    while (long.length < 5000) long += sentence + (long.length % 7 === 0 ? '\n' : '');
+    long = long.slice(0, 5000);
+    llm.answer = () => long;
+    llm.chunkChars = 200;
+    // Act
+    const pages: string[] = [];
+    const first = await platform.send(user, '写一篇长文');
+    await gw.idle();
+    pages.push(first.reply ?? '');
+    for (let i = 0; i < 10 && pages.at(-1)?.includes('回复 1'); i++) pages.push((await platform.send(user, '1')).reply ?? '');
+    llm.chunkChars = 8;
+    // Assert
+    for (const page of pages) expect(Buffer.byteLength(page, 'utf8')).toBeLessThanOrEqual(2000);
+    const joined = pages.map((p) => p.replace(/\n\n（[^）]*）$/, '')).join('');
+    expect(joined).toBe(long);
+    expect(pages.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('rejects a bad signature with 403 and enqueues nothing', async () => {
+    // Arrange
+    const xml = textMessageXml({ from: 'o-bad', to: 'gh_x', content: 'hi', msgId: nextMsgId() });
+    const before = llm.chatCalls;
+    // Act
+    const res = await fetch(`${gw.http.url}/wechat?signature=deadbeef&timestamp=1&nonce=2`, { method: 'POST', body: xml });
+    await gw.idle();
+    // Assert
+    expect(res.status).toBe(403);
+    expect(await res.text()).not.toContain('hi');
+    expect(llm.chatCalls).toBe(before);
+  });
+
+  it('verifies the URL and never returns echostr on a bad signature', async () => {
+    const { query } = platform.signedQuery('');
+    const good = await fetch(`${gw.http.url}/wechat?${query}&echostr=hello123`);
+    const bad = await fetch(`${gw.http.url}/wechat?signature=00&timestamp=1&nonce=1&echostr=hello123`);
+    expect(good.status).toBe(200);
+    expect(await good.text()).toBe('hello123');
+    expect(bad.status).toBe(403);
+    expect(await bad.text()).not.toContain('hello123');
+  });
+});

@@ -1,0 +1,108 @@
+import type { LlmConfig } from '../../lib/config';
+import { createDevBackend, DEV_LABEL, DEV_LONG_MARKER, devAnswer, splitIntoChunks } from '../../lib/llm/dev';
+import { createLlmBackend } from '../../lib/llm/index';
+import { answerText, collect, llmRequest, recordingSleep, types } from './helpers';
+
+describe('dev backend', () => {
+  it('answers with a labelled echo in at least four chunks, pausing between them', async () => {
+    // Arrange
+    const { sleep, waits } = recordingSleep();
+    const llm = createDevBackend({ chunkDelayMs: 60, sleep });
+
+    // Act
+    const events = await collect(llm.stream(llmRequest({ text: 'good morning' })));
+
+    // Assert
+    const deltas = events.filter((event) => event.type === 'delta');
+    expect(answerText(events)).toBe(`${DEV_LABEL} You said: good morning. (0 earlier turns remembered)`);
+    expect(deltas.length).toBeGreaterThanOrEqual(4);
+    expect(waits).toEqual(Array.from({ length: deltas.length - 1 }, () => 60));
+    expect(types(events).slice(-1)).toEqual(['done']);
+  });
+
+  it('counts the remembered turns and mentions images', () => {
+    const text = devAnswer(
+      llmRequest({
+        text: 'and this?',
+        images: [{ url: 'https://example.com/a.png' }],
+        history: [
+          { role: 'user', content: 'q' },
+          { role: 'assistant', content: 'a' },
+        ],
+      }),
+    );
+
+    expect(text).toBe(`${DEV_LABEL} You said: and this? (1 image received, not looked at). (2 earlier turns remembered)`);
+  });
+
+  it('is deterministic', async () => {
+    const llm = createDevBackend({ chunkDelayMs: 0, sleep: async () => undefined });
+
+    const first = await collect(llm.stream(llmRequest({ text: 'same' })));
+    const second = await collect(llm.stream(llmRequest({ text: 'same' })));
+
+    expect(second).toEqual(first);
+  });
+
+  it(`gives a long, mixed, deterministic answer for ${DEV_LONG_MARKER}`, async () => {
+    const llm = createDevBackend({ chunkDelayMs: 0, sleep: async () => undefined });
+
+    const text = answerText(await collect(llm.stream(llmRequest({ text: `show me ${DEV_LONG_MARKER}` }))));
+
+    expect(text.startsWith(DEV_LABEL)).toBe(true);
+    expect(text.length).toBeGreaterThan(4000);
+    expect(text.split('\n\n').length).toBeGreaterThan(10);
+    expect(text).toMatch(/[\u4e00-\u9fff]/); // Chinese, for byte-based paging
+    expect(text).toContain('🚀');
+    expect(answerText(await collect(llm.stream(llmRequest({ text: DEV_LONG_MARKER }))))).toBe(text);
+  });
+
+  it('never splits an emoji across chunks', () => {
+    const chunks = splitIntoChunks('🚀🌍✨🚀🌍✨🚀🌍', 4);
+
+    expect(chunks.join('')).toBe('🚀🌍✨🚀🌍✨🚀🌍');
+    for (const chunk of chunks) expect(chunk).not.toMatch(/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/);
+  });
+
+  it('stops when aborted', async () => {
+    const controller = new AbortController();
+    const llm = createDevBackend({ chunkDelayMs: 1, sleep: async () => undefined });
+
+    const events = [];
+    for await (const event of llm.stream(llmRequest(), controller.signal)) {
+      events.push(event);
+      controller.abort();
+    }
+
+    expect(types(events)).toEqual(['delta']);
+  });
+
+  it('offers an offline stand-in transcription', async () => {
+    const llm = createDevBackend({ chunkDelayMs: 0, sleep: async () => undefined });
+
+    const text = await llm.transcribe?.(new Uint8Array(10), 'voice.amr', 'audio/amr');
+
+    expect(text).toContain('10 bytes');
+  });
+});
+
+describe('createLlmBackend', () => {
+  const base: LlmConfig = {
+    provider: 'dev',
+    systemPrompt: 'p',
+    historyTurns: 10,
+    openai: { apiKey: 'sk', baseUrl: 'http://127.0.0.1:9/v1', model: 'm', vision: false, transcriptionModel: '', maxRetries: 0 },
+    dify: { apiKey: 'app', baseUrl: 'http://127.0.0.1:9/v1' },
+    devChunkDelayMs: 0,
+  };
+  const deps = { fetch, sleep: async () => undefined };
+
+  it.each(['openai', 'dify', 'dev'] as const)('selects the %s backend', (provider) => {
+    expect(createLlmBackend({ ...base, provider }, deps).name).toBe(provider);
+  });
+
+  it('refuses a provider whose settings are missing', () => {
+    expect(() => createLlmBackend({ ...base, provider: 'openai', openai: undefined }, deps)).toThrow(/OpenAI settings are missing/);
+    expect(() => createLlmBackend({ ...base, provider: 'dify', dify: undefined }, deps)).toThrow(/Dify settings are missing/);
+  });
+});

@@ -1,0 +1,40 @@
+import { deduplicationId, MalformedJobError, messageGroupId, parseJob } from '../../lib/queue/jobs';
+import type { Job } from '../../lib/core/types';
+
+const job: Job = {
+  v: 1,
+  channel: 'wechat',
+  userId: 'oyORnuP8q7ou2gfYjqLzSIWZf0rs',
+  msgKey: '6054768590064713728',
+  conversationKey: 'wechat#oyORnuP8q7ou2gfYjqLzSIWZf0rs',
+  input: { kind: 'text', text: 'hi' },
+  reply: { channel: 'wechat', accountId: 'gh_10f6c3c3ac5a' },
+  arrivedAtMs: 1_700_000_000_000,
+};
+
+describe('job queue ids', () => {
+  it('groups by channel and user so one user is answered in order', () => {
+    expect(messageGroupId(job)).toBe('wechat#oyORnuP8q7ou2gfYjqLzSIWZf0rs');
+    expect(messageGroupId({ ...job, userId: 'other' })).not.toBe(messageGroupId(job));
+  });
+
+  it('keeps ids within SQS 128-character limit and allowed characters', () => {
+    const long = { ...job, userId: 'ü'.repeat(300) };
+    expect(messageGroupId(long).length).toBeLessThanOrEqual(128);
+    expect(deduplicationId(long)).toMatch(/^[\x21-\x7e]{1,128}$/);
+  });
+
+  it('keeps 64-bit message ids exact', () => {
+    expect(deduplicationId(job)).toContain('6054768590064713728');
+  });
+});
+
+describe('parseJob', () => {
+  it('round-trips a job', () => {
+    expect(parseJob(JSON.stringify(job))).toEqual(job);
+  });
+
+  it.each(['not json', '{}', JSON.stringify({ ...job, v: 2 }), JSON.stringify({ ...job, input: null })])('rejects %p', (body) => {
+    expect(() => parseJob(body)).toThrow(MalformedJobError);
+  });
+});
