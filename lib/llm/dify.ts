@@ -151,6 +151,8 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
         const data = tryParseJson(sse.data);
         if (!isJsonObject(data)) continue; // keep-alives and anything that is not a JSON event
         const event = stringField(data, 'event') ?? sse.event;
+        // Report the conversation id as soon as it first appears (every event carries it), once;
+        // `message_end` repeats the same id, so it is not reported again.
         const conversationId = stringField(data, 'conversation_id');
         if (conversationId && conversationId !== reportedConversation) {
           reportedConversation = conversationId;

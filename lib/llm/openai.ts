@@ -61,6 +61,11 @@ interface Classified {
  * - connection errors and timeouts: transient;
  * - other 4xx (bad request, auth, unknown model, context too long): permanent.
  */
+/** Narrows to the SDK's error class with its default type arguments (`instanceof` alone yields `any` ones). */
+function isApiError(error: unknown): error is APIError {
+  return error instanceof APIError;
+}
+
 function classify(error: unknown): Classified {
   if (error instanceof APIConnectionError) {
     return {
@@ -69,7 +74,7 @@ function classify(error: unknown): Classified {
       event: errorEvent('connection_error', messageOf(error), true, APOLOGY.unavailable),
     };
   }
-  if (error instanceof APIError) {
+  if (isApiError(error)) {
     const status = error.status;
     const code = error.code ?? '';
     const headers = error.headers;

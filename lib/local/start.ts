@@ -81,7 +81,8 @@ async function waitForHttp(url: string, offlineExited: () => boolean, timeoutMs:
   for (;;) {
     if (offlineExited()) throw new Error('serverless offline exited during start');
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      // Generous: the first request cold-starts a worker thread; aborting it early only queues more.
+      const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
       await res.arrayBuffer();
       return;
     } catch {

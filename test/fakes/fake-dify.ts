@@ -202,6 +202,7 @@ export class FakeDify {
   readonly conversations = new Map<string, FakeDifyConversation>();
   /** Pending chat steps, first-in first-out. */
   script: FakeDifyStep[];
+  // The knobs below are documented on FakeDifyOptions; change them freely mid-test.
   apiKey: string | undefined;
   mode: FakeDifyMode;
   answer: (request: FakeDifyChatRequest, conversation: FakeDifyConversation) => string;
@@ -439,6 +440,7 @@ export class FakeDify {
       headers: { 'content-type': headers['content-type'] ?? '' },
       body: raw,
     })
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- a test fake with tiny bodies; undici's parser is the natural reference for what fetch sends
       .formData()
       .catch(() => undefined);
     const file = form?.get('file');

@@ -261,6 +261,7 @@ export class FakeOpenAi {
   script: FakeOpenAiStep[];
   /** Pending transcription responses, consumed first-in first-out. */
   transcriptionScript: FakeHttpResponse[];
+  // The knobs below are documented on FakeOpenAiOptions; change them freely mid-test.
   apiKey: string | undefined;
   answer: (request: FakeChatRequest) => string;
   toolCalls: (request: FakeChatRequest) => readonly FakeToolCall[] | undefined;
@@ -463,6 +464,7 @@ export class FakeOpenAi {
       headers: { 'content-type': headers['content-type'] ?? '' },
       body: raw,
     })
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- a test fake with tiny bodies; undici's parser is the natural reference for what fetch sends
       .formData()
       .catch(() => undefined);
     const file = form?.get('file');

@@ -111,6 +111,14 @@ describe('SseParser (unit)', () => {
     expect(third.map((event) => event.data)).toEqual(['b']);
   });
 
+  it('keeps a pending CR across an empty chunk', () => {
+    const parser = new SseParser();
+
+    const events = [...parser.push('data: a\r'), ...parser.push(''), ...parser.push('\ndata: b\n\n')];
+
+    expect(events.map((event) => event.data)).toEqual(['a\nb']);
+  });
+
   it('skips a leading byte-order mark', () => {
     expect(parseSseText('\uFEFFdata: x\n\n').map((event) => event.data)).toEqual(['x']);
   });
