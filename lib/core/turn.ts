@@ -39,6 +39,8 @@ export interface TurnDeps {
 }
 
 const keyOf = (job: Job): MessageKey => ({ channel: job.channel, userId: job.userId, msgKey: job.msgKey });
+/** The user id the LLM backend sees (Dify scopes conversations by it). */
+const llmUserId = (job: Job): string => `${job.channel}:${job.userId}`;
 
 /** Matches ALLOWED_USERS entries against ids with and without `+` / `whatsapp:` prefixes. */
 export function isAllowed(allowed: ReadonlySet<string>, userId: string): boolean {
@@ -66,7 +68,7 @@ async function prepare(deps: TurnDeps, job: Job): Promise<Prepared> {
       if (command === 'clear') {
         const conv = await deps.conversations.load(job.conversationKey, deps.clock.nowMs());
         if (conv.difyConversationId && deps.llm.forgetConversation) {
-          await deps.llm.forgetConversation(job.userId, conv.difyConversationId).catch((err: unknown) => {
+          await deps.llm.forgetConversation(llmUserId(job), conv.difyConversationId).catch((err: unknown) => {
             deps.log.warn('could not delete the Dify conversation', { error: String(err) });
           });
         }
@@ -108,7 +110,7 @@ async function generate(
   const conv = await deps.conversations.load(job.conversationKey, deps.clock.nowMs());
   const suffix = deps.channels[job.channel]?.systemPromptSuffix?.(job) ?? '';
   const request: LlmRequest = {
-    userId: `${job.channel}:${job.userId}`,
+    userId: llmUserId(job),
     text: prepared.text,
     images: prepared.images,
     history: deps.llm.name === 'dify' ? [] : conv.turns.slice(-deps.config.llm.historyTurns * 2),
