@@ -9,4 +9,5 @@ module.exports = {
   // Integration suites start embedded stand-ins; keep the two cores for them.
   maxWorkers: 2,
   testTimeout: 60000,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };

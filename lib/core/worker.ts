@@ -4,14 +4,17 @@
  */
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { AppConfig } from '../config';
+import { createTwilioAdapter } from '../channels/twilio/adapter';
 import { createWeChatAdapter } from '../channels/wechat/adapter';
 import { createLlmBackend } from '../llm';
 import { ConversationStore } from '../store/conversations';
 import { createDocumentClient } from '../store/client';
+import { ContactStore } from '../store/contacts';
 import { MessageStore } from '../store/messages';
 import { UserStateStore } from '../store/user-state';
 import { handleBatch } from './batch';
 import type { AdapterDeps, ChannelAdapters } from './channel';
+import { createToolRegistry } from './tools';
 import { runTurn, type TurnDeps } from './turn';
 import { systemClock, type Clock, type Log } from './types';
 
@@ -32,6 +35,7 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
   // One adapter per enabled channel (a channel without secrets has none).
   const channels: ChannelAdapters = {};
   if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps);
+  if (cfg.twilio) channels.twilio = createTwilioAdapter(cfg.twilio, adapterDeps, { publicBaseUrl: cfg.publicBaseUrl });
   return {
     config: cfg,
     messages,
@@ -40,7 +44,7 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
     channels,
     clock,
     log,
-    tools: () => [],
+    tools: createToolRegistry({ contacts: new ContactStore(db, cfg.aws.tableName), clock, log }),
     flushIntervalMs: overrides.flushIntervalMs ?? 300,
   };
 }

@@ -16,7 +16,7 @@
  * own, the rest is torn down and the exit code is non-zero.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { ConfigError, enabledChannels, loadConfig, readDotEnv, type AppConfig } from '../config';
@@ -142,6 +142,9 @@ async function main(): Promise<void> {
   let source: EventSource | undefined;
   let sqsClient: SQSClient | undefined;
   let shuttingDown = false;
+  // serverless-esbuild's work folder for this run, under .build/ (git- and watch-ignored) and
+  // apart from `serverless package`'s .esbuild/, which that command deletes when it is done.
+  const buildFolder = `.build/offline-${process.pid}`;
 
   // Last resort if this process dies some other way: never leave the offline group behind.
   process.once('exit', () => {
@@ -163,6 +166,7 @@ async function main(): Promise<void> {
       killGroup(offline, 'SIGKILL');
     }
     await Promise.allSettled([dynamo?.stop(), sqs?.stop()]);
+    rmSync(join(ROOT, buildFolder), { recursive: true, force: true });
     log('stopped');
     process.exit(code);
   }
@@ -206,6 +210,7 @@ async function main(): Promise<void> {
       SLS_OFFLINE_ENV_OVERRIDES: OFFLINE_OVERRIDES.join(','),
       SLS_TELEMETRY_DISABLED: '1',
       SLS_NOTIFICATIONS_MODE: 'off',
+      SLS_ESBUILD_WORK_FOLDER: buildFolder,
     };
 
     // Own process group (detached), so Ctrl+C reaches only us and we stop things in order.

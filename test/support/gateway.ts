@@ -59,6 +59,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     queueArn: stack.queueArn,
     region: config.aws.region,
     waitTimeSec: 1,
+    // Lambda runs several batches at once (one per active message group): so do we.
+    concurrency: 4,
     handler: async (event) => {
       batches.push(event);
       return wrapped(event);

@@ -93,7 +93,7 @@ export async function onSessionClosed(deps: SessionDeps, userId: string, to: str
   }
 }
 
-/** Forgets the closed window and one undelivered answer (or only the window when `msgKey` is undefined). */
+/** Forgets the closed window and the given undelivered answers (the user wrote again on WhatsApp). */
 export async function clearSessionFacts(deps: Pick<SessionDeps, 'users' | 'nowMs'>, userId: string, msgKeys: readonly string[]): Promise<void> {
   const changes: Record<string, string | undefined> = { [FACT_CLOSED_AT]: undefined, [FACT_REENGAGED_AT]: undefined };
   for (const key of msgKeys) changes[`${FACT_UNDELIVERED_PREFIX}${key}`] = undefined;

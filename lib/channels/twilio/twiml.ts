@@ -15,7 +15,13 @@ import type { HttpResponse } from '../http';
 export function escapeXml(value: string): string {
   // Characters outside XML 1.0's allowed set (C0 controls except tab/LF/CR, lone
   // surrogates, U+FFFE/U+FFFF) make the document invalid: drop them.
-  const valid = value.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '');
+  let valid = '';
+  for (const ch of value) {
+    const code = ch.codePointAt(0) ?? 0;
+    const lone = ch.length === 1 && code >= 0xd800 && code <= 0xdfff;
+    const control = code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d;
+    if (!lone && !control && code !== 0xfffe && code !== 0xffff) valid += ch;
+  }
   return valid.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 

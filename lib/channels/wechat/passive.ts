@@ -45,7 +45,7 @@ export type PageMode = 'ready' | 'partial';
 /** Outcome of one attempt to take a page. */
 export type PageOutcome =
   | { kind: 'page'; text: string; record: MessageRecord; complete: boolean }
-  | { kind: 'wait' }
+  | { kind: 'wait'; head: MessageRecord }
   | { kind: 'raced' }
   | { kind: 'nothing-pending' };
 
@@ -85,9 +85,9 @@ export async function takeNextPage(deps: PageDeps, channel: MessageRecord['chann
     const note = writingNote(deps.fetchKeyword);
     const budget = deps.pageBytes - utf8Length(note);
     const fullPageReady = utf8Length(unseen) > budget;
-    if (!fullPageReady && !(mode === 'partial' && unseen.trim() !== '')) return { kind: 'wait' };
+    if (!fullPageReady && !(mode === 'partial' && unseen.trim() !== '')) return { kind: 'wait', head: rec };
     const page = takePage(rec.answer, from, budget, { final: false });
-    if (page.nextChar <= from) return { kind: 'wait' };
+    if (page.nextChar <= from) return { kind: 'wait', head: rec };
     const won = await deps.messages.advanceCursor(rec, from, page.nextChar, false, now);
     if (!won) return { kind: 'raced' };
     return { kind: 'page', text: page.page + note, record: rec, complete: false };
@@ -106,14 +106,21 @@ export async function waitForPage(
   deadlineMs: number,
   partialAtDeadline: boolean,
 ): Promise<Extract<PageOutcome, { kind: 'page' }> | undefined> {
-  for (;;) {
+  wait: for (;;) {
     const outcome = await takeNextPage(deps, channel, userId, 'ready');
     if (outcome.kind === 'page') return outcome;
     if (outcome.kind === 'raced') continue;
     if (outcome.kind === 'nothing-pending') return undefined;
-    const left = deadlineMs - deps.clock.nowMs();
-    if (left <= 0) break;
-    await deps.clock.sleep(Math.min(deps.pollMs, left));
+    // Waiting on the head answer: re-read just that record (one GetItem per poll) until
+    // it grows, finishes or moves on, then look at the whole queue again.
+    const seen = outcome.head;
+    for (;;) {
+      const left = deadlineMs - deps.clock.nowMs();
+      if (left <= 0) break wait;
+      await deps.clock.sleep(Math.min(deps.pollMs, left));
+      const now = await deps.messages.get(seen, deps.clock.nowMs());
+      if (!now?.pending || now.status !== seen.status || now.answer.length !== seen.answer.length || now.deliveredChars !== seen.deliveredChars) break;
+    }
   }
   if (!partialAtDeadline) return undefined;
   for (let tries = 0; tries < 3; tries++) {

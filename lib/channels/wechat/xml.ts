@@ -11,14 +11,15 @@
  *   across two CDATA sections.
  * - DTD / entity expansion must be disabled in the parser.
  *
- * Safety: bodies over a byte limit are refused before parsing; DTDs are refused by a
- * lexer-aware pre-scan (see {@link parseInbound}); fast-xml-parser runs with entity
+ * Safety: bodies over a byte limit are refused before parsing; DTDs are refused and
+ * well-formedness is checked by a lexer-aware pre-scan (see {@link parseInbound});
+ * fast-xml-parser then only builds the tree, with entity
  * processing off and `parseTagValue: false`; the five predefined XML entities and
  * character references are decoded here, strictly, in non-CDATA text only.
  *
  * @module
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLParser } from 'fast-xml-parser';
 
 /** Why parsing failed. */
 export type WeChatXmlErrorCode =
@@ -84,14 +85,18 @@ export interface WeChatTextMessage extends WeChatInboundCommon {
 /** `MsgType=image`. */
 export interface WeChatImageMessage extends WeChatInboundCommon {
   kind: 'image';
+  /** `PicUrl`: the image on WeChat's CDN. */
   picUrl: string;
+  /** `MediaId`: temporary media id (3 days), for `media/get`. */
   mediaId: string;
+  /** 64-bit message id, as a decimal string. */
   msgId: string;
 }
 
 /** `MsgType=voice`. */
 export interface WeChatVoiceMessage extends WeChatInboundCommon {
   kind: 'voice';
+  /** `MediaId` of the AMR / Speex audio. */
   mediaId: string;
   /** `amr` or `speex`, as sent. */
   format: string;
@@ -100,14 +105,18 @@ export interface WeChatVoiceMessage extends WeChatInboundCommon {
    * element empty; absent and empty are both `undefined` here.
    */
   recognition: string | undefined;
+  /** 64-bit message id, as a decimal string. */
   msgId: string;
 }
 
 /** `MsgType=video` or `MsgType=shortvideo`. */
 export interface WeChatVideoMessage extends WeChatInboundCommon {
   kind: 'video' | 'shortvideo';
+  /** `MediaId` of the video. */
   mediaId: string;
+  /** `ThumbMediaId` of its thumbnail. */
   thumbMediaId: string;
+  /** 64-bit message id, as a decimal string. */
   msgId: string;
 }
 
@@ -122,15 +131,20 @@ export interface WeChatLocationMessage extends WeChatInboundCommon {
   scale: number;
   /** `Label`: place description. */
   label: string;
+  /** 64-bit message id, as a decimal string. */
   msgId: string;
 }
 
 /** `MsgType=link`. */
 export interface WeChatLinkMessage extends WeChatInboundCommon {
   kind: 'link';
+  /** `Title`, verbatim. */
   title: string;
+  /** `Description`, verbatim. */
   description: string;
+  /** `Url` of the shared page. */
   url: string;
+  /** 64-bit message id, as a decimal string. */
   msgId: string;
 }
 
@@ -204,49 +218,67 @@ function ltBetween(xml: string, from: number, to: number): number {
   return at !== -1 && at < to ? at : -1;
 }
 
+/** An XML element name (XML 1.0 section 2.3, simplified to letters, digits and `_:.-`). */
+const NAME = /^[\p{L}_:][\p{L}\p{N}_:.-]*/u;
+/** The attribute list after an element name; values may not contain `<` (section 3.1). */
+const ATTRIBUTES = /^(?:\s+[\p{L}_:][\p{L}\p{N}_:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*$/u;
+/** Deepest element nesting accepted (WeChat bodies nest 3-4 levels at most). */
+const MAX_DEPTH = 16;
+
+function malformed(detail: string): WeChatXmlError {
+  return new WeChatXmlError('malformed', detail);
+}
+
 /**
- * Refuses DTDs without refusing user text that merely mentions one.
+ * Checks the markup before the parser sees it: DTD refusal and well-formedness
+ * (balanced tags, one root element, nothing but whitespace, comments and processing
+ * instructions outside it). fast-xml-parser itself is lenient about mismatched or
+ * unclosed tags, and its validator is deprecated, so this is done here.
  *
- * Why not a plain substring search: a user who pastes HTML (`<!DOCTYPE html>`) into the
- * chat gets it delivered inside CDATA, and refusing the body would drop their message.
- * So this walks the markup the way the parser does and refuses any `<!` declaration
- * outside CDATA (DOCTYPE, ENTITY, ELEMENT, ATTLIST, conditional sections).
+ * DTDs: any `<!` declaration outside CDATA (DOCTYPE, ENTITY, ELEMENT, ATTLIST,
+ * conditional sections) is refused with `dtd_not_allowed`. A plain substring search is
+ * not used because a user who pastes HTML (`<!DOCTYPE html>`) into the chat gets it
+ * delivered inside CDATA, and refusing the body would drop their message.
  *
- * Why it cannot be bypassed by disagreeing with the parser: every region skipped here
- * except CDATA (tags, comments, processing instructions) must contain no `<` at all
- * (well-formed XML never has one there), so wherever this scan and the parser might
- * disagree on where such a region ends, no markup can start; CDATA is recognised
+ * Why this scan cannot be bypassed by disagreeing with the parser: every region it
+ * skips except CDATA (tags, comments, processing instructions) must contain no `<` at
+ * all (well-formed XML never has one there), so wherever this scan and the parser
+ * might disagree on where such a region ends, no markup can start; CDATA is recognised
  * from the same opener and ends at the first `]]>` in both.
  */
-function rejectDtd(xml: string): void {
+function checkMarkup(xml: string): void {
+  const open: string[] = [];
+  let rootSeen = false;
   let i = 0;
-  for (;;) {
+  while (i < xml.length) {
     const lt = xml.indexOf('<', i);
-    if (lt === -1) return;
+    const textEnd = lt === -1 ? xml.length : lt;
+    if (open.length === 0 && xml.slice(i, textEnd).trim() !== '') {
+      throw malformed('text outside the root element');
+    }
+    if (lt === -1) break;
     if (xml.startsWith('<![CDATA[', lt)) {
       const end = xml.indexOf(']]>', lt + 9);
-      if (end === -1) throw new WeChatXmlError('malformed', 'unterminated CDATA section');
+      if (end === -1) throw malformed('unterminated CDATA section');
+      if (open.length === 0) throw malformed('CDATA outside the root element');
       i = end + 3;
     } else if (xml.startsWith('<!--', lt)) {
       const end = xml.indexOf('-->', lt + 4);
-      if (end === -1 || ltBetween(xml, lt + 1, end) !== -1) {
-        throw new WeChatXmlError('malformed', 'bad comment');
-      }
+      if (end === -1 || ltBetween(xml, lt + 1, end) !== -1) throw malformed('bad comment');
       i = end + 3;
     } else if (xml.startsWith('<!', lt)) {
       throw new WeChatXmlError('dtd_not_allowed', 'DTD and entity declarations are not accepted');
     } else if (xml.startsWith('<?', lt)) {
       const end = xml.indexOf('?>', lt + 2);
-      if (end === -1 || ltBetween(xml, lt + 1, end) !== -1) {
-        throw new WeChatXmlError('malformed', 'bad processing instruction');
-      }
+      if (end === -1 || ltBetween(xml, lt + 1, end) !== -1) throw malformed('bad processing instruction');
       i = end + 2;
     } else {
-      // A tag; quoted attribute values may contain '>', as in the parser.
+      // A tag; quoted attribute values may contain '>' (as in the parser) but never '<'.
       let k = lt + 1;
       let quote = '';
       for (; k < xml.length; k++) {
         const c = xml[k];
+        if (c === '<') throw malformed("'<' inside a tag");
         if (quote !== '') {
           if (c === quote) quote = '';
         } else if (c === '"' || c === "'") {
@@ -254,11 +286,32 @@ function rejectDtd(xml: string): void {
         } else if (c === '>') {
           break;
         }
-        if (c === '<') throw new WeChatXmlError('malformed', "'<' inside a tag");
       }
-      if (k >= xml.length) throw new WeChatXmlError('malformed', 'unterminated tag');
+      if (k >= xml.length) throw malformed('unterminated tag');
+      checkTag(xml.slice(lt + 1, k), open, rootSeen);
+      rootSeen = true;
       i = k + 1;
     }
+  }
+  if (!rootSeen) throw malformed('no root element');
+  if (open.length > 0) throw malformed('unclosed element');
+}
+
+/** Checks one tag (the text between `<` and `>`) against the stack of open elements. */
+function checkTag(tag: string, open: string[], rootSeen: boolean): void {
+  if (tag.startsWith('/')) {
+    const name = tag.slice(1).trimEnd();
+    if (open.pop() !== name) throw malformed('mismatched closing tag');
+    return;
+  }
+  const selfClosing = tag.endsWith('/');
+  const body = selfClosing ? tag.slice(0, -1) : tag;
+  const name = NAME.exec(body)?.[0];
+  if (name === undefined || !ATTRIBUTES.test(body.slice(name.length))) throw malformed('bad start tag');
+  if (open.length === 0 && rootSeen) throw malformed('more than one root element');
+  if (!selfClosing) {
+    if (open.length >= MAX_DEPTH) throw malformed('elements nested too deeply');
+    open.push(name);
   }
 }
 
@@ -271,14 +324,13 @@ const parser = new XMLParser({
   preserveOrder: true, // keeps text and CDATA pieces in document order
   cdataPropName: CDATA, // CDATA stays verbatim, apart from text
   processEntities: false, // no DTD entities, ever; predefined ones are decoded below
-  htmlEntities: false,
   parseTagValue: false, // MsgId is a 64-bit integer: never turn it into a number
   parseAttributeValue: false,
   trimValues: false, // user text keeps its whitespace
   ignoreAttributes: true,
   ignoreDeclaration: true,
   ignorePiTags: true,
-  maxNestedTags: 16, // WeChat bodies nest 3-4 levels at most
+  maxNestedTags: MAX_DEPTH,
 });
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -375,10 +427,7 @@ type Fields = ReadonlyMap<string, readonly FieldValue[]>;
 function readFields(body: string | Uint8Array, opts: ParseOptions | undefined): Fields {
   const maxBytes = opts?.maxBytes ?? DEFAULT_MAX_XML_BYTES;
   const xml = toBoundedString(body, maxBytes);
-  rejectDtd(xml);
-  if (XMLValidator.validate(xml) !== true) {
-    throw new WeChatXmlError('malformed', 'body is not well-formed XML');
-  }
+  checkMarkup(xml);
   let parsed: unknown;
   try {
     parsed = parser.parse(xml);

@@ -48,9 +48,9 @@ export class GraphError extends Error {
     /** HTTP status (0 for a network error). */
     readonly httpStatus: number,
     /** Meta's `error.error_subcode`, when given. */
-    readonly subcode: number | undefined = undefined,
+    readonly subcode?: number,
     /** Meta's `fbtrace_id`, to quote to Meta support. */
-    readonly fbtraceId: string | undefined = undefined,
+    readonly fbtraceId?: string,
   ) {
     super(message);
     this.name = 'GraphError';

@@ -462,8 +462,20 @@ describe('parseInbound: malformed input', () => {
     ['a non-numeric CreateTime', textBody('<![CDATA[hi]]>').replace('1700000000', 'yesterday')],
     ['a negative CreateTime', textBody('<![CDATA[hi]]>').replace('1700000000', '-1')],
     ['an unbounded CreateTime', textBody('<![CDATA[hi]]>').replace('1700000000', '9'.repeat(20))],
+    ['a stray closing tag', textBody('<![CDATA[hi]]>', '</MsgId>')],
+    ['an attribute value containing <', textBody('<![CDATA[hi]]>').replace('<xml>', '<xml a="<">')],
+    ['an unquoted attribute value', textBody('<![CDATA[hi]]>').replace('<xml>', '<xml a=b>')],
+    ['CDATA outside the root', `<![CDATA[x]]>${textBody('<![CDATA[hi]]>')}`],
+    ['an unterminated comment', textBody('<![CDATA[hi]]>', '<!-- no end')],
   ])('refuses %s', (_label, body) => {
     expect(xmlErrorCode(() => parseInbound(body))).toBe('malformed');
+  });
+
+  it('accepts a declaration, comments, attributes with > in quotes and CRLF line ends', () => {
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\r\n<!-- from WeChat -->\r\n${textBody('<![CDATA[hi]]>')
+      .replace('<xml>', `<xml note='a>b' id="1">`)
+      .replace(/\n/g, '\r\n')}\r\n<!-- end -->\r\n`;
+    expect(contentOf(parseInbound(body))).toBe('hi');
   });
 
   it('refuses invalid UTF-8 bytes', () => {

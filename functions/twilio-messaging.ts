@@ -1,0 +1,44 @@
+/** Lambda entry for POST /twilio/messaging (and its WhatsApp status callbacks): builds dependencies once per cold start, then delegates. */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { config, type AppConfig } from '../lib/config';
+import { fromApiGateway, serve, text, toApiGateway } from '../lib/channels/http';
+import { handleTwilioMessaging, type TwilioMessagingDeps } from '../lib/channels/twilio/messaging';
+import { createLog } from '../lib/core/log';
+import { systemClock } from '../lib/core/types';
+import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
+import { createDocumentClient } from '../lib/store/client';
+import { MessageStore } from '../lib/store/messages';
+import { UserStateStore } from '../lib/store/user-state';
+
+/** Knobs tests turn (clock, log, the fetch used for a re-engagement template). */
+export type TwilioMessagingOverrides = Partial<Pick<TwilioMessagingDeps, 'clock' | 'log' | 'fetch'>>;
+
+/** Builds the handler for a configuration; 404 when Twilio is not configured. */
+export function createTwilioMessagingHandler(
+  cfg: AppConfig,
+  overrides: TwilioMessagingOverrides = {},
+): (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2> {
+  const log = overrides.log ?? createLog('twilio-messaging', cfg.logLevel);
+  const clock = overrides.clock ?? systemClock;
+  const db = cfg.twilio && createDocumentClient(cfg.aws);
+  const deps: TwilioMessagingDeps | undefined = cfg.twilio &&
+    db && {
+      config: cfg.twilio,
+      publicBaseUrl: cfg.publicBaseUrl,
+      messages: new MessageStore(db, cfg.aws.tableName),
+      users: new UserStateStore(db, cfg.aws.tableName),
+      queue: new SqsJobQueue(createSqsClient(cfg.aws), cfg.aws.queueUrl),
+      clock,
+      log,
+      fetch: overrides.fetch ?? fetch,
+    };
+  return async (event) => {
+    const receivedAtMs = clock.nowMs();
+    // A channel without secrets is disabled: its endpoint does not exist.
+    if (!deps) return toApiGateway(text(404, 'twilio channel is not configured'));
+    const ready = deps;
+    return toApiGateway(await serve(log, () => handleTwilioMessaging(ready, fromApiGateway(event, receivedAtMs))));
+  };
+}
+
+export const handler = createTwilioMessagingHandler(config());

@@ -1,0 +1,50 @@
+/** Lambda entry for POST /twilio/voice, /twilio/voice/gather and /twilio/voice/poll: builds dependencies once per cold start, then delegates. */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { config, type AppConfig } from '../lib/config';
+import { fromApiGateway, serve, text, toApiGateway } from '../lib/channels/http';
+import { handleTwilioVoice, type TwilioVoiceDeps } from '../lib/channels/twilio/voice';
+import { createLog } from '../lib/core/log';
+import { systemClock } from '../lib/core/types';
+import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
+import { createDocumentClient } from '../lib/store/client';
+import { MessageStore } from '../lib/store/messages';
+
+/** Knobs tests turn (timing is scaled down there; production uses the defaults). */
+export type TwilioVoiceOverrides = Partial<
+  Pick<TwilioVoiceDeps, 'clock' | 'log' | 'pollWaitMs' | 'pollIntervalMs' | 'maxPolls' | 'fillerPauseSec' | 'pollPauseSec'>
+>;
+
+/** Builds the handler for a configuration; 404 when Twilio is not configured. */
+export function createTwilioVoiceHandler(
+  cfg: AppConfig,
+  overrides: TwilioVoiceOverrides = {},
+): (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2> {
+  const log = overrides.log ?? createLog('twilio-voice', cfg.logLevel);
+  const clock = overrides.clock ?? systemClock;
+  const deps: TwilioVoiceDeps | undefined = cfg.twilio && {
+    config: cfg.twilio,
+    publicBaseUrl: cfg.publicBaseUrl,
+    allowedUsers: cfg.allowedUsers,
+    messages: new MessageStore(createDocumentClient(cfg.aws), cfg.aws.tableName),
+    queue: new SqsJobQueue(createSqsClient(cfg.aws), cfg.aws.queueUrl),
+    clock,
+    log,
+    // Twilio gives up on a TwiML fetch after 15 s (error 11200): 8 s of waiting plus
+    // DynamoDB reads and the Lambda's own latency stay well inside it.
+    pollWaitMs: overrides.pollWaitMs ?? 8_000,
+    pollIntervalMs: overrides.pollIntervalMs ?? 250,
+    // 6 polls ≈ 6 × (8 s + 1 s pause) ≈ 54 s of "thinking" before the apology.
+    maxPolls: overrides.maxPolls ?? 6,
+    fillerPauseSec: overrides.fillerPauseSec ?? 2,
+    pollPauseSec: overrides.pollPauseSec ?? 1,
+  };
+  return async (event) => {
+    const receivedAtMs = clock.nowMs();
+    // A channel without secrets is disabled: its endpoint does not exist.
+    if (!deps) return toApiGateway(text(404, 'twilio channel is not configured'));
+    const ready = deps;
+    return toApiGateway(await serve(log, () => handleTwilioVoice(ready, fromApiGateway(event, receivedAtMs))));
+  };
+}
+
+export const handler = createTwilioVoiceHandler(config());

@@ -1,0 +1,165 @@
+/**
+ * The worker's side of Twilio: replies go out through the REST API (Messages.json) in
+ * parts of at most 1,600 characters, resuming after a failure without resending the
+ * parts already delivered; media is downloaded for vision / transcription; voice turns
+ * get a "short spoken answer" instruction and are spoken by the voice webhook's poll
+ * (lib/channels/twilio/voice.ts), not sent.
+ *
+ * @module
+ */
+import type { TwilioConfig } from '../../config';
+import { TWILIO_MAX_CHARS, splitForChannel } from '../../core/chunking';
+import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
+import type { Job, ReplyTarget } from '../../core/types';
+import type { MessageKey, MessageRecord } from '../../store/messages';
+import { baseMimeType, transcriptionExtension } from './inbound';
+import { TwilioApiError, TwilioRest, WHATSAPP_SESSION_CLOSED, type OutboundMessage } from './rest';
+import { FACT_UNDELIVERED_PREFIX, clearSessionFacts, onSessionClosed, undeliveredOf, whatsappSender, type SessionDeps } from './session';
+import { VOICE_INSTRUCTION } from './speech';
+import { statusCallbackUrl } from './urls';
+
+/** Added to the system prompt for SMS turns: phones show markdown as literal characters. */
+export const SMS_INSTRUCTION = 'The user reads your answer as an SMS text message: write plain text without markdown.';
+
+/** Largest media downloaded (OpenAI's transcription limit is 25 MB). */
+export const MAX_MEDIA_BYTES = 25 * 1024 * 1024;
+
+/** Options of {@link createTwilioAdapter}. */
+export interface TwilioAdapterOptions {
+  /** `PUBLIC_BASE_URL`: WhatsApp sends carry a status callback there, to catch a late 63016. Empty: none. */
+  publicBaseUrl?: string;
+}
+
+type TwilioReply = Extract<ReplyTarget, { channel: 'twilio' }>;
+
+const keyOf = (record: MessageRecord): MessageKey => ({ channel: record.channel, userId: record.userId, msgKey: record.msgKey });
+
+/** The sender of a reply: the WhatsApp sender for WhatsApp; else the Messaging Service if set, else `TWILIO_FROM`. */
+export function senderFor(cfg: TwilioConfig, reply: TwilioReply): OutboundMessage['sender'] {
+  if (reply.medium === 'whatsapp') return { from: whatsappSender(cfg, reply.from) };
+  if (cfg.messagingServiceSid !== '') return { messagingServiceSid: cfg.messagingServiceSid };
+  return { from: cfg.from !== '' ? cfg.from : reply.from };
+}
+
+function fileExtension(mimeType: string): string {
+  const audio = transcriptionExtension(mimeType);
+  if (audio !== undefined) return audio;
+  const sub = baseMimeType(mimeType).split('/')[1] ?? 'bin';
+  return sub === 'jpeg' ? 'jpg' : sub.replace(/[^a-z0-9]/g, '') || 'bin';
+}
+
+/** Builds the Twilio adapter for the worker. */
+export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: TwilioAdapterOptions = {}): ChannelAdapter {
+  const rest = new TwilioRest(cfg, deps.fetch);
+  const session: SessionDeps = { config: cfg, rest, users: deps.users, log: deps.log, nowMs: () => deps.clock.nowMs() };
+  const publicBaseUrl = opts.publicBaseUrl ?? '';
+
+  /**
+   * Sends `parts[from…]` of one answer, recording progress after each part so a retry
+   * resumes after the last delivered one. Returns normally when the answer is delivered
+   * or given up; throws a retryable DeliveryError for SQS redelivery.
+   * `onProgress(n)` stores "n parts delivered".
+   */
+  async function sendParts(
+    record: MessageRecord,
+    reply: TwilioReply,
+    parts: readonly string[],
+    from: number,
+    onProgress: (delivered: number, note: string) => Promise<void>,
+  ): Promise<{ outcome: 'delivered' | 'session_closed' | 'failed'; delivered: number }> {
+    const sender = senderFor(cfg, reply);
+    for (let i = from; i < parts.length; i++) {
+      const body = parts[i] ?? '';
+      try {
+        await rest.sendMessage({
+          to: reply.to,
+          sender,
+          content: { body },
+          ...(reply.medium === 'whatsapp' && publicBaseUrl !== '' ? { statusCallback: statusCallbackUrl(publicBaseUrl, record.msgKey, i) } : {}),
+        });
+      } catch (err) {
+        if (!(err instanceof TwilioApiError)) throw err;
+        if (err.code === WHATSAPP_SESSION_CLOSED && reply.medium === 'whatsapp') {
+          await onSessionClosed(session, record.userId, reply.to, whatsappSender(cfg, reply.from), record.msgKey, i);
+          return { outcome: 'session_closed', delivered: i };
+        }
+        if (err.retryable) {
+          deps.log.warn('twilio send failed; SQS will retry', { msgKey: record.msgKey, part: i, code: err.code });
+          throw new DeliveryError(err.message, err.code, true);
+        }
+        deps.log.error('twilio send failed for good', { msgKey: record.msgKey, part: i, code: err.code });
+        await onProgress(i, `failed:${err.code}`);
+        return { outcome: 'failed', delivered: i };
+      }
+      await onProgress(i + 1, '');
+    }
+    return { outcome: 'delivered', delivered: parts.length };
+  }
+
+  /** Answers kept back by a closed WhatsApp session go out first once the user writes again. */
+  async function flushUndelivered(current: MessageRecord, reply: TwilioReply): Promise<void> {
+    const now = deps.clock.nowMs();
+    const waiting = undeliveredOf(await deps.users.get('twilio', current.userId, now)).filter((u) => u.msgKey !== current.msgKey);
+    if (waiting.length === 0) return;
+    const records: { rec: MessageRecord; fromPart: number }[] = [];
+    for (const u of waiting) {
+      const rec = await deps.messages.get({ channel: 'twilio', userId: current.userId, msgKey: u.msgKey }, now);
+      if (rec) records.push({ rec, fromPart: u.fromPart });
+    }
+    records.sort((a, b) => a.rec.arrivedAtMs - b.rec.arrivedAtMs);
+    const done: string[] = waiting.filter((u) => !records.some((r) => r.rec.msgKey === u.msgKey)).map((u) => u.msgKey);
+    for (const { rec, fromPart } of records) {
+      const parts = splitForChannel(rec.answer, TWILIO_MAX_CHARS);
+      const { outcome } = await sendParts(rec, reply, parts, fromPart, async (delivered) => {
+        await deps.users.set('twilio', rec.userId, { [`${FACT_UNDELIVERED_PREFIX}${rec.msgKey}`]: String(delivered) }, deps.clock.nowMs());
+      });
+      if (outcome === 'session_closed') return; // still closed: keep everything for later
+      done.push(rec.msgKey);
+    }
+    await clearSessionFacts(session, current.userId, done);
+  }
+
+  return {
+    systemPromptSuffix(job: Job): string {
+      if (job.reply.channel !== 'twilio') return '';
+      if (job.reply.medium === 'voice') return VOICE_INSTRUCTION;
+      return job.reply.medium === 'sms' ? SMS_INSTRUCTION : '';
+    },
+
+    async fetchMedia(_job: Job, mediaRef: string, mimeType: string): Promise<Media> {
+      try {
+        const media = await rest.fetchMedia(mediaRef, MAX_MEDIA_BYTES);
+        const type = baseMimeType(media.contentType) || mimeType;
+        return { bytes: media.bytes, mimeType: type, filename: `media.${fileExtension(type)}` };
+      } catch (err) {
+        if (err instanceof TwilioApiError) throw new DeliveryError(err.message, err.code, err.retryable);
+        throw err;
+      }
+    },
+
+    async deliver(record: MessageRecord): Promise<void> {
+      const reply = record.job.reply;
+      if (reply.channel !== 'twilio') return;
+      const key = keyOf(record);
+      if (reply.medium === 'voice') {
+        // Spoken by the voice webhook's poll; nothing to send.
+        await deps.messages.recordParts(key, 0, true, deps.clock.nowMs());
+        return;
+      }
+      // The user just wrote on WhatsApp, so the session is open again.
+      if (reply.medium === 'whatsapp') await flushUndelivered(record, reply);
+      const parts = splitForChannel(record.answer, TWILIO_MAX_CHARS);
+      if (parts.length === 0) {
+        await deps.messages.recordParts(key, 0, true, deps.clock.nowMs());
+        return;
+      }
+      const { outcome, delivered } = await sendParts(record, reply, parts, record.deliveredParts, async (n, note) => {
+        await deps.messages.recordParts(key, n, n >= parts.length || note !== '', deps.clock.nowMs(), note);
+      });
+      if (outcome === 'session_closed') {
+        // Kept in the user's facts (see session.ts), out of the pending index.
+        await deps.messages.recordParts(key, delivered, true, deps.clock.nowMs(), `session_closed:${WHATSAPP_SESSION_CLOSED}`);
+      }
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * The Twilio voice webhooks: a phone conversation with the same pipeline as messaging.
+ *
+ * Twilio waits 15 s for every TwiML response (error 11200 after that; protocols.md
+ * "Twilio / Timeouts") while a model may need longer, so a turn is bridged:
+ *
+ * ```
+ * POST /twilio/voice            → <Gather speech> greeting </Gather> <Redirect gather?t=1&s=0>
+ * POST /twilio/voice/gather     → (speech) claim CallSid:t, enqueue; "One moment." <Pause> <Redirect poll?t&r=0>
+ *                                 (silence) "Are you still there?" + <Gather>; twice in a row: goodbye, <Hangup>
+ *                                 ("goodbye") farewell, <Hangup>
+ * POST /twilio/voice/poll       → waits up to `pollWaitMs` on the record:
+ *                                 done → <Gather speech> <Say>answer</Say> </Gather> <Redirect gather?t+1&s=0>
+ *                                 else <Pause> <Redirect poll?t&r+1>, at most `maxPolls` times, then an apology
+ * ```
+ *
+ * Without speech, `<Gather>` falls through to the next verb (Twilio docs, "TwiML Voice:
+ * <Gather>"), hence the redirect after each one to the same action, which then sees no
+ * `SpeechResult`. Turn (`t`), silence (`s`) and poll (`r`) counters travel in the URLs,
+ * which Twilio signs, so no call state is stored. The turn's dedupe key is
+ * `{CallSid}:{t}`: a repeated webhook never asks the model twice.
+ *
+ * @module
+ */
+import type { TwilioConfig } from '../../config';
+import { acceptMessage, type IngressDeps } from '../../core/ingress';
+import { NOT_ENROLLED_TEXT, isAllowed } from '../../core/turn';
+import type { Job, Log } from '../../core/types';
+import type { HttpRequest, HttpResponse } from '../http';
+import { param, type TwilioParams } from './form';
+import { bareNumber, conversationKeyOf } from './inbound';
+import { rejectTwilio, verifiedParams } from './messaging';
+import { forSay, isGoodbye } from './speech';
+import { gather, hangup, pause, redirect, say, twiml, twimlResponse } from './twiml';
+import { VOICE_GATHER_PATH, VOICE_PATH, VOICE_POLL_PATH, counter, gatherUrl, pollUrl } from './urls';
+
+/** Dependencies of the voice webhooks. */
+export interface TwilioVoiceDeps extends IngressDeps {
+  config: TwilioConfig;
+  publicBaseUrl: string;
+  allowedUsers: ReadonlySet<string>;
+  log: Log;
+  /** How long one poll waits for the answer before redirecting again (well inside Twilio's 15 s). */
+  pollWaitMs: number;
+  /** How often a waiting poll re-reads DynamoDB. */
+  pollIntervalMs: number;
+  /** Polls per turn before the caller hears an apology (bounds the redirect loop). */
+  maxPolls: number;
+  /** `<Pause>` after the filler, in seconds. */
+  fillerPauseSec: number;
+  /** `<Pause>` between polls, in seconds. */
+  pollPauseSec: number;
+}
+
+/** Said while the model thinks. */
+export const FILLER_TEXT = 'One moment, let me think.';
+/** Said after the first silence. */
+export const STILL_THERE_TEXT = 'Are you still there? You can ask me anything.';
+/** Said when the caller says goodbye. */
+export const GOODBYE_TEXT = 'Thank you for calling. Goodbye!';
+/** Said after the second silence in a row. */
+export const SILENCE_GOODBYE_TEXT = 'I did not hear anything, so I will hang up now. Goodbye!';
+/** Said when the answer did not come within the bounded polls. */
+export const TIMEOUT_APOLOGY_TEXT = 'Sorry, I could not come up with an answer in time. Please ask again, or ask something else.';
+/** Said when the model gave nothing speakable. */
+export const EMPTY_ANSWER_TEXT = 'Sorry, I have no answer to that. Could you rephrase it?';
+/** Said when something failed on our side. */
+export const ERROR_TEXT = 'Sorry, something went wrong on my side. Please say that again.';
+/** Consecutive silent gathers that end the call. */
+export const SILENCE_LIMIT = 2;
+
+/** Turn `t`'s key and owner. */
+function turnKey(params: TwilioParams, turn: number): { channel: 'twilio'; userId: string; msgKey: string } {
+  return { channel: 'twilio', userId: bareNumber(param(params, 'From')), msgKey: `${param(params, 'CallSid')}:${turn}` };
+}
+
+/** A `<Gather>` for the next question, with `prompt` (verbs) played while listening, then the silence fallback. */
+function listen(deps: TwilioVoiceDeps, turn: number, silences: number, prompt: string): string[] {
+  const action = gatherUrl(deps.publicBaseUrl, turn, silences);
+  return [gather({ action, language: deps.config.voiceLanguage, prompt }), redirect(action)];
+}
+
+/** Handles POST `/twilio/voice`, `/twilio/voice/gather` and `/twilio/voice/poll`. */
+export async function handleTwilioVoice(deps: TwilioVoiceDeps, req: HttpRequest): Promise<HttpResponse> {
+  const verified = verifiedParams(deps, req);
+  if (!verified.ok) return verified.response;
+  const params = verified.params;
+  if (!/^CA[0-9a-zA-Z]{1,62}$/.test(param(params, 'CallSid')) || param(params, 'From') === '') {
+    return rejectTwilio(deps.log, 400, 'CallSid or From is missing');
+  }
+  try {
+    if (req.path.endsWith(VOICE_GATHER_PATH)) return await onGather(deps, req, params);
+    if (req.path.endsWith(VOICE_POLL_PATH)) return await onPoll(deps, req, params);
+    if (req.path.endsWith(VOICE_PATH)) return onCall(deps, params);
+  } catch (err) {
+    // A 5xx would make Twilio play its "application error" message and drop the call:
+    // every voice response is TwiML, so the caller hears an apology and may ask again.
+    deps.log.error('voice webhook failed', { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    const turn = counter(req.query.t, 1) + (req.path.endsWith(VOICE_POLL_PATH) ? 1 : 0);
+    return twimlResponse(twiml(...listen(deps, turn, 0, say(ERROR_TEXT, deps.config.voiceLanguage))));
+  }
+  return rejectTwilio(deps.log, 404, `path ${req.path}`);
+}
+
+/** A new call: greet and listen (or turn away a number not on ALLOWED_USERS). */
+function onCall(deps: TwilioVoiceDeps, params: TwilioParams): HttpResponse {
+  const lang = deps.config.voiceLanguage;
+  if (!isAllowed(deps.allowedUsers, bareNumber(param(params, 'From')))) {
+    return twimlResponse(twiml(say(NOT_ENROLLED_TEXT, lang), hangup()));
+  }
+  return twimlResponse(twiml(...listen(deps, 1, 0, say(deps.config.voiceGreeting, lang))));
+}
+
+/** What the caller said (or did not say) in turn `t`. */
+async function onGather(deps: TwilioVoiceDeps, req: HttpRequest, params: TwilioParams): Promise<HttpResponse> {
+  const lang = deps.config.voiceLanguage;
+  const turn = counter(req.query.t, 1);
+  const silences = counter(req.query.s, 0);
+  const speech = param(params, 'SpeechResult').trim();
+  if (speech === '') {
+    if (silences + 1 >= SILENCE_LIMIT) return twimlResponse(twiml(say(SILENCE_GOODBYE_TEXT, lang), hangup()));
+    return twimlResponse(twiml(...listen(deps, turn, silences + 1, say(STILL_THERE_TEXT, lang))));
+  }
+  if (isGoodbye(speech)) return twimlResponse(twiml(say(GOODBYE_TEXT, lang), hangup()));
+
+  const from = param(params, 'From');
+  const key = turnKey(params, turn);
+  const job: Job = {
+    v: 1,
+    channel: 'twilio',
+    userId: key.userId,
+    msgKey: key.msgKey,
+    // Keyed by the caller's number: voice and SMS of one number share memory.
+    conversationKey: conversationKeyOf(from),
+    input: { kind: 'text', text: speech },
+    reply: { channel: 'twilio', to: from, from: param(params, 'To'), medium: 'voice', callSid: param(params, 'CallSid') },
+    arrivedAtMs: req.receivedAtMs,
+  };
+  // Not pending: the answer is spoken by the poll below, never pushed.
+  await acceptMessage(deps, job, { pending: false });
+  return twimlResponse(twiml(say(FILLER_TEXT, lang), pause(deps.fillerPauseSec), redirect(pollUrl(deps.publicBaseUrl, turn, 0))));
+}
+
+/** Waits (bounded) for turn `t`'s answer; speaks it and listens again, or redirects to poll once more. */
+async function onPoll(deps: TwilioVoiceDeps, req: HttpRequest, params: TwilioParams): Promise<HttpResponse> {
+  const lang = deps.config.voiceLanguage;
+  const turn = counter(req.query.t, 1);
+  const poll = counter(req.query.r, 0);
+  const key = turnKey(params, turn);
+  const deadline = req.receivedAtMs + deps.pollWaitMs;
+  for (;;) {
+    const record = await deps.messages.get(key, deps.clock.nowMs());
+    if (record && (record.status === 'done' || record.status === 'failed')) {
+      const spoken = forSay(record.answer) || EMPTY_ANSWER_TEXT;
+      return twimlResponse(twiml(...listen(deps, turn + 1, 0, say(spoken, lang))));
+    }
+    if (!record) deps.log.warn('voice turn has no record', { msgKey: key.msgKey });
+    const left = deadline - deps.clock.nowMs();
+    if (!record || left <= 0) break;
+    await deps.clock.sleep(Math.min(deps.pollIntervalMs, left));
+  }
+  if (poll + 1 >= deps.maxPolls) {
+    deps.log.warn('voice answer did not come in time', { msgKey: key.msgKey, polls: poll + 1 });
+    return twimlResponse(twiml(...listen(deps, turn + 1, 0, say(TIMEOUT_APOLOGY_TEXT, lang))));
+  }
+  return twimlResponse(twiml(pause(deps.pollPauseSec), redirect(pollUrl(deps.publicBaseUrl, turn, poll + 1))));
+}
