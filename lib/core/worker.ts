@@ -6,6 +6,7 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { AppConfig } from '../config';
 import { createTwilioAdapter } from '../channels/twilio/adapter';
 import { createWeChatAdapter } from '../channels/wechat/adapter';
+import { createWhatsAppAdapter } from '../channels/whatsapp/adapter';
 import { createLlmBackend } from '../llm';
 import { ConversationStore } from '../store/conversations';
 import { createDocumentClient } from '../store/client';
@@ -23,6 +24,7 @@ export interface WorkerOverrides {
   clock?: Clock;
   fetch?: typeof fetch;
   flushIntervalMs?: number;
+  streamLeaseMs?: number;
 }
 
 /** Builds the turn's dependencies from configuration. */
@@ -35,6 +37,7 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
   // One adapter per enabled channel (a channel without secrets has none).
   const channels: ChannelAdapters = {};
   if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps);
+  if (cfg.whatsapp) channels.whatsapp = createWhatsAppAdapter(cfg.whatsapp, adapterDeps);
   if (cfg.twilio) channels.twilio = createTwilioAdapter(cfg.twilio, adapterDeps, { publicBaseUrl: cfg.publicBaseUrl });
   return {
     config: cfg,
@@ -46,6 +49,7 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
     log,
     tools: createToolRegistry({ contacts: new ContactStore(db, cfg.aws.tableName), clock, log }),
     flushIntervalMs: overrides.flushIntervalMs ?? 300,
+    streamLeaseMs: overrides.streamLeaseMs ?? 120_000,
   };
 }
 

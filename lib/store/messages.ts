@@ -223,16 +223,40 @@ export class MessageStore {
     );
   }
 
-  /** The worker starts (or restarts) generating: the answer is reset. */
-  async startAnswer(k: MessageKey, nowMs: number): Promise<void> {
+  /**
+   * Claims the generation of the answer: from `queued`, or from a `streaming` record whose
+   * worker has gone quiet for `leaseMs` (it died; SQS redelivered the job). Returns false
+   * while another worker is still streaming it, so two invocations never write one answer.
+   */
+  async startAnswer(k: MessageKey, nowMs: number, leaseMs: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(k),
+          UpdateExpression: 'SET #s = :streaming, answer = :empty, updatedAtMs = :now',
+          ConditionExpression: 'attribute_exists(pk) AND (#s = :queued OR (#s = :streaming AND updatedAtMs < :stale))',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':streaming': 'streaming', ':empty': '', ':now': nowMs, ':queued': 'queued', ':stale': nowMs - leaseMs },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Keeps a generation's lease alive while the model has not sent text yet. */
+  async touch(k: MessageKey, nowMs: number): Promise<void> {
     await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: this.key(k),
-        UpdateExpression: 'SET #s = :streaming, answer = :empty, updatedAtMs = :now',
-        ConditionExpression: 'attribute_exists(pk) AND #s <> :done',
+        UpdateExpression: 'SET updatedAtMs = :now',
+        ConditionExpression: 'attribute_exists(pk) AND #s = :streaming',
         ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: { ':streaming': 'streaming', ':empty': '', ':now': nowMs, ':done': 'done' },
+        ExpressionAttributeValues: { ':now': nowMs, ':streaming': 'streaming' },
       }),
     );
   }

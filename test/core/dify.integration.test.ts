@@ -15,10 +15,11 @@ describe('Dify conversations through the pipeline', () => {
   beforeAll(async () => {
     dify = await startFakeDify({ mode: 'agent' });
     gw = await startGateway({
-      env: { DIFY_API_KEY: 'app-test', DIFY_BASE_URL: dify.baseUrl, WECHAT_TOKEN: 't', WECHAT_REPLY_WAIT_MS: '700' },
-      wechat: { pollMs: 20, holdMs: 1150 },
+      env: { DIFY_API_KEY: 'app-test', DIFY_BASE_URL: dify.baseUrl, WECHAT_TOKEN: 't', WECHAT_REPLY_WAIT_MS: '1500' },
+      wechat: { pollMs: 20, holdMs: 2150 },
     });
-    platform = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: 't', windowMs: 1000 });
+    platform = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: 't', windowMs: 2000 });
+    await platform.send('o-warmup', 'warm up');
   });
 
   afterAll(async () => {

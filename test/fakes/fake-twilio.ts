@@ -17,7 +17,6 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { XMLValidator } from 'fast-xml-parser';
 
 /** Settings of the fake. */
 export interface FakeTwilioOptions {
@@ -83,8 +82,8 @@ export interface CallResult {
 /** Silence from the caller in a call script. */
 export const SILENCE = null;
 
-/** A parsed TwiML verb. */
-interface Verb {
+/** A parsed TwiML verb: its attributes, text and nested verbs. */
+export interface Verb {
   name: string;
   attrs: Record<string, string>;
   text: string;
@@ -101,32 +100,56 @@ function decodeXml(s: string): string {
     .replace(/&amp;/g, '&');
 }
 
-/** Parses a TwiML document (already validated as XML) into its verbs. */
+/** `&` must start one of XML's entity or character references. */
+const BAD_AMPERSAND = /&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)/;
+
+/**
+ * Parses a TwiML document into its verbs, strictly: the document must be well-formed
+ * XML (every tag closed in order, attributes quoted, `&` only in references, one root,
+ * nothing but white space outside it) with `<Response>` as the root, as Twilio requires.
+ * @throws Error naming the problem.
+ */
 export function parseTwiml(xml: string): Verb[] {
-  const stack: Verb[] = [{ name: '#root', attrs: {}, text: '', children: [] }];
-  const re = /<\?[^>]*\?>|<(\/?)([A-Za-z]+)((?:\s+[A-Za-z]+="[^"]*")*)\s*(\/?)>|([^<]+)/g;
+  const root: Verb = { name: '#root', attrs: {}, text: '', children: [] };
+  const stack: Verb[] = [root];
+  const re = /<\?xml[^>]*\?>|<(\/?)([A-Za-z][A-Za-z0-9]*)((?:\s+[A-Za-z][A-Za-z0-9]*="[^"<]*")*)\s*(\/?)>|([^<]+)|(<)/gy;
   for (const m of xml.matchAll(re)) {
-    const [whole, closing, name, rawAttrs, selfClosing, text] = m;
+    const [whole, closing, name, rawAttrs, selfClosing, text, stray] = m;
     const top = stack[stack.length - 1];
-    if (!top || whole.startsWith('<?')) continue;
+    if (!top) throw new Error('content after the root element');
+    if (stray !== undefined) throw new Error(`malformed markup at ${m.index}: ${xml.slice(m.index, m.index + 30)}`);
+    if (whole.startsWith('<?')) {
+      if (m.index !== 0) throw new Error('XML declaration not at the start');
+      continue;
+    }
     if (text !== undefined) {
+      if (BAD_AMPERSAND.test(text)) throw new Error(`unescaped & in text: ${text}`);
+      if (top === root && text.trim() !== '') throw new Error('text outside the root element');
       top.text += decodeXml(text);
       continue;
     }
     if (name === undefined) continue;
     if (closing === '/') {
+      if (top.name !== name || rawAttrs !== '' || selfClosing === '/') throw new Error(`</${name}> does not close <${top.name}>`);
       stack.pop();
       continue;
     }
+    if (top === root && root.children.length > 0) throw new Error('more than one root element');
     const attrs: Record<string, string> = {};
-    for (const a of (rawAttrs ?? '').matchAll(/([A-Za-z]+)="([^"]*)"/g)) attrs[a[1] ?? ''] = decodeXml(a[2] ?? '');
+    for (const a of (rawAttrs ?? '').matchAll(/([A-Za-z][A-Za-z0-9]*)="([^"]*)"/g)) {
+      const [, attrName = '', value = ''] = a;
+      if (BAD_AMPERSAND.test(value)) throw new Error(`unescaped & in ${name}@${attrName}`);
+      if (attrName in attrs) throw new Error(`duplicate attribute ${attrName}`);
+      attrs[attrName] = decodeXml(value);
+    }
     const verb: Verb = { name, attrs, text: '', children: [] };
     top.children.push(verb);
     if (selfClosing !== '/') stack.push(verb);
   }
-  const root = stack[0]?.children[0];
-  if (root?.name !== 'Response') throw new Error(`TwiML root is ${root?.name ?? 'missing'}, not Response`);
-  return root.children;
+  if (stack.length !== 1) throw new Error(`<${stack[stack.length - 1]?.name ?? ''}> is not closed`);
+  const response = root.children[0];
+  if (response?.name !== 'Response') throw new Error(`TwiML root is ${response?.name ?? 'missing'}, not Response`);
+  return response.children;
 }
 
 const VERBS = new Set(['Say', 'Pause', 'Gather', 'Redirect', 'Hangup', 'Message']);
@@ -302,9 +325,12 @@ export class FakeTwilio {
       events.push({ kind: 'request', path: new URL(next.url).pathname, status: res.status, ms: res.ms });
       if (res.status !== 200) throw new Error(`webhook ${next.url} answered ${res.status}: ${res.body}`);
       if (!/xml/.test(res.contentType)) throw new Error(`webhook ${next.url} answered ${res.contentType}, not XML`);
-      const valid = XMLValidator.validate(res.body);
-      if (valid !== true) throw new Error(`invalid TwiML from ${next.url}: ${valid.err.msg}\n${res.body}`);
-      const verbs = parseTwiml(res.body);
+      let verbs: Verb[];
+      try {
+        verbs = parseTwiml(res.body);
+      } catch (err) {
+        throw new Error(`invalid TwiML from ${next.url}: ${err instanceof Error ? err.message : String(err)}\n${res.body}`);
+      }
       next = undefined;
       for (const verb of verbs) {
         if (!VERBS.has(verb.name)) throw new Error(`unknown TwiML verb ${verb.name}`);

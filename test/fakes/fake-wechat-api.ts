@@ -469,8 +469,9 @@ export class FakeWeChatApi {
 
 /** Starts a fake WeChat API on 127.0.0.1 (random port). Call `close()` in `afterAll`. */
 export async function startFakeWeChatApi(opts: FakeWeChatApiOptions = {}): Promise<FakeWeChatApi> {
-  let fake: FakeWeChatApi | undefined;
+  const holder: { fake?: FakeWeChatApi } = {};
   const server = createServer((req, res) => {
+    const fake = holder.fake;
     if (!fake) {
       res.writeHead(503).end();
       return;
@@ -486,6 +487,7 @@ export async function startFakeWeChatApi(opts: FakeWeChatApiOptions = {}): Promi
   });
   const address: AddressInfo | string | null = server.address();
   if (address === null || typeof address === 'string') throw new Error('fake WeChat API did not report its port');
-  fake = new FakeWeChatApi(server, address.port, opts);
+  const fake = new FakeWeChatApi(server, address.port, opts);
+  holder.fake = fake;
   return fake;
 }

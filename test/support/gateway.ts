@@ -47,7 +47,7 @@ export interface GatewayOptions {
 
 /** Starts the gateway on fresh emulators. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
-  const stack = await startTestStack({ visibilityTimeoutSec: opts.visibilityTimeoutSec ?? 2 });
+  const stack = await startTestStack({ visibilityTimeoutSec: opts.visibilityTimeoutSec ?? 10 });
   const config = loadConfig({ ...stack.env, ...opts.env });
   const turnDeps = createTurnDeps(config, silentLog, { flushIntervalMs: 20, ...opts.worker });
   const inner = createWorkerHandler(turnDeps);

@@ -12,9 +12,10 @@ import { TWILIO_MAX_CHARS, splitForChannel } from '../../core/chunking';
 import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
 import type { Job, ReplyTarget } from '../../core/types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
+import type { UserFacts } from '../../store/user-state';
 import { baseMimeType, transcriptionExtension } from './inbound';
 import { TwilioApiError, TwilioRest, WHATSAPP_SESSION_CLOSED, type OutboundMessage } from './rest';
-import { FACT_UNDELIVERED_PREFIX, clearSessionFacts, onSessionClosed, undeliveredOf, whatsappSender, type SessionDeps } from './session';
+import { FACT_UNDELIVERED_PREFIX, clearSessionFacts, isSessionClosed, onSessionClosed, undeliveredOf, whatsappSender, type SessionDeps } from './session';
 import { VOICE_INSTRUCTION } from './speech';
 import { statusCallbackUrl } from './urls';
 
@@ -97,9 +98,9 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
   }
 
   /** Answers kept back by a closed WhatsApp session go out first once the user writes again. */
-  async function flushUndelivered(current: MessageRecord, reply: TwilioReply): Promise<void> {
+  async function flushUndelivered(current: MessageRecord, reply: TwilioReply, facts: UserFacts): Promise<void> {
     const now = deps.clock.nowMs();
-    const waiting = undeliveredOf(await deps.users.get('twilio', current.userId, now)).filter((u) => u.msgKey !== current.msgKey);
+    const waiting = undeliveredOf(facts).filter((u) => u.msgKey !== current.msgKey);
     if (waiting.length === 0) return;
     const records: { rec: MessageRecord; fromPart: number }[] = [];
     for (const u of waiting) {
@@ -146,12 +147,21 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
         await deps.messages.recordParts(key, 0, true, deps.clock.nowMs());
         return;
       }
-      // The user just wrote on WhatsApp, so the session is open again.
-      if (reply.medium === 'whatsapp') await flushUndelivered(record, reply);
       const parts = splitForChannel(record.answer, TWILIO_MAX_CHARS);
       if (parts.length === 0) {
         await deps.messages.recordParts(key, 0, true, deps.clock.nowMs());
         return;
+      }
+      if (reply.medium === 'whatsapp') {
+        const facts = await deps.users.get('twilio', record.userId, deps.clock.nowMs());
+        if (isSessionClosed(facts, record.arrivedAtMs, deps.clock.nowMs())) {
+          // Known closed for this message: a free-form send would only fail with 63016 again.
+          await onSessionClosed(session, record.userId, reply.to, whatsappSender(cfg, reply.from), record.msgKey, record.deliveredParts);
+          await deps.messages.recordParts(key, record.deliveredParts, true, deps.clock.nowMs(), `session_closed:${WHATSAPP_SESSION_CLOSED}`);
+          return;
+        }
+        // The user wrote on WhatsApp after the window closed, so it is open again.
+        await flushUndelivered(record, reply, facts);
       }
       const { outcome, delivered } = await sendParts(record, reply, parts, record.deliveredParts, async (n, note) => {
         await deps.messages.recordParts(key, n, n >= parts.length || note !== '', deps.clock.nowMs(), note);

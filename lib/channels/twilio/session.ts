@@ -27,6 +27,20 @@ export const FACT_REENGAGED_AT = 'twilioWaReengagedAtMs';
 /** Prefix of the facts naming undelivered answers: `undelivered:{msgKey}` = first part to send. */
 export const FACT_UNDELIVERED_PREFIX = 'undelivered:';
 
+/** WhatsApp's customer-service window: free-form messages only within 24 h of the user's last message. */
+export const SESSION_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Whether a free-form answer to a message that arrived at `arrivedAtMs` would fail with
+ * 63016: the message is 24 h old, or the window was found closed after it arrived (a
+ * newer message from the user reopens the window, so an older finding does not count).
+ */
+export function isSessionClosed(facts: Readonly<Record<string, string>>, arrivedAtMs: number, nowMs: number): boolean {
+  if (nowMs - arrivedAtMs >= SESSION_WINDOW_MS) return true;
+  const raw = facts[FACT_CLOSED_AT];
+  return raw !== undefined && /^\d+$/.test(raw) && Number(raw) >= arrivedAtMs;
+}
+
 /** An answer waiting for the session to reopen. */
 export interface Undelivered {
   msgKey: string;

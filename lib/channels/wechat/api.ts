@@ -70,7 +70,7 @@ export class WeChatApiError extends Error {
     /** Whether trying again later (SQS redelivery) may help. */
     readonly retryable: boolean,
     /** HTTP status, when the failure is an HTTP one. */
-    readonly status: number | undefined = undefined,
+    readonly status?: number,
   ) {
     super(message);
     this.name = 'WeChatApiError';

@@ -62,7 +62,7 @@ export class WeChatTokenError extends Error {
     /** Whether trying again later (SQS redelivery) may help. */
     readonly retryable: boolean,
     /** WeChat's `errcode`, when WeChat answered with one. */
-    readonly errcode: number | undefined = undefined,
+    readonly errcode?: number,
   ) {
     super(message);
     this.name = 'WeChatTokenError';

@@ -1,4 +1,4 @@
-import { XMLValidator } from 'fast-xml-parser';
+import { parseTwiml } from '../../fakes/fake-twilio';
 import { escapeXml, gather, hangup, pause, redirect, say, twiml, twimlResponse } from '../../../lib/channels/twilio/twiml';
 
 describe('escapeXml', () => {
@@ -25,7 +25,9 @@ describe('TwiML builders', () => {
       redirect('https://x.example/twilio/voice/gather?t=2&s=0'),
     );
     // Assert
-    expect(XMLValidator.validate(doc)).toBe(true);
+    const verbs = parseTwiml(doc);
+    expect(verbs.map((v) => v.name)).toEqual(['Gather', 'Redirect']);
+    expect(verbs[0]?.children[0]?.text).toBe(nasty);
     expect(doc).toContain('<Gather input="speech" speechTimeout="auto" language="en-US" action="https://x.example/twilio/voice/gather?t=2&amp;s=0" method="POST">');
     expect(doc).toContain('<Redirect method="POST">https://x.example/twilio/voice/gather?t=2&amp;s=0</Redirect>');
     expect(doc.match(/<Redirect/g)).toHaveLength(1);
@@ -36,6 +38,16 @@ describe('TwiML builders', () => {
     expect(pause(2)).toBe('<Pause length="2"/>');
     expect(pause(0)).toBe('<Pause length="1"/>');
     expect(hangup()).toBe('<Hangup/>');
+  });
+
+  it('is checked by a strict parser that catches broken documents', () => {
+    expect(() => parseTwiml('<Response><Say>a & b</Say></Response>')).toThrow(/unescaped &/);
+    expect(() => parseTwiml('<Response><Say>a</Response>')).toThrow(/does not close/);
+    expect(() => parseTwiml('<Response><Say>a</Say>')).toThrow(/not closed/);
+    expect(() => parseTwiml('<Reply/>')).toThrow(/not Response/);
+    expect(() => parseTwiml('<Response/><Response/>')).toThrow(/more than one root/);
+    expect(() => parseTwiml('<Response><Say a=1>x</Say></Response>')).toThrow(/malformed/);
+    expect(parseTwiml(twiml())).toEqual([]);
   });
 
   it('serves TwiML as text/xml', () => {

@@ -37,16 +37,18 @@ describe('WeChat message types and safe mode', () => {
         WECHAT_APP_ID: APP_ID,
         WECHAT_ENCODING_AES_KEY: KEY,
         WECHAT_ENCODING_AES_KEY_PREVIOUS: OLD_KEY,
-        WECHAT_REPLY_WAIT_MS: '700',
+        WECHAT_REPLY_WAIT_MS: '1500',
         WECHAT_MENU_PROMPTS: JSON.stringify({ V1001_TODAY: 'What should I do today?' }),
         WECHAT_WELCOME: 'Welcome aboard!',
       },
-      wechat: { pollMs: 20, holdMs: 1150 },
+      wechat: { pollMs: 20, holdMs: 2150 },
     });
     const url = `${gw.http.url}/wechat`;
-    plain = new WeChatPlatform({ url, token: TOKEN, windowMs: 1000 });
-    safe = new WeChatPlatform({ url, token: TOKEN, windowMs: 1000, aes: { encodingAesKey: KEY, appId: APP_ID } });
-    rotated = new WeChatPlatform({ url, token: TOKEN, windowMs: 1000, aes: { encodingAesKey: OLD_KEY, appId: APP_ID } });
+    plain = new WeChatPlatform({ url, token: TOKEN, windowMs: 2000 });
+    safe = new WeChatPlatform({ url, token: TOKEN, windowMs: 2000, aes: { encodingAesKey: KEY, appId: APP_ID } });
+    rotated = new WeChatPlatform({ url, token: TOKEN, windowMs: 2000, aes: { encodingAesKey: OLD_KEY, appId: APP_ID } });
+    // Warm up (SDK clients, emulators' first requests) so timings below are steady.
+    await plain.send('o-warmup', 'warm up');
   });
 
   afterAll(async () => {
@@ -77,7 +79,7 @@ describe('WeChat message types and safe mode', () => {
 
   it('rejects a wrong appid after decryption and a bad msg_signature, enqueuing nothing', async () => {
     // Arrange
-    const other = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: TOKEN, windowMs: 1000, aes: { encodingAesKey: KEY, appId: 'wx0000000000000000' } });
+    const other = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: TOKEN, windowMs: 2000, aes: { encodingAesKey: KEY, appId: 'wx0000000000000000' } });
     const before = llm.chatCalls;
     const body = xmlOf('o-evil', `<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[x]]></Content><MsgId>${nextMsgId()}</MsgId>`);
     // Act

@@ -8,8 +8,8 @@ import { WeChatPlatform, nextMsgId, textMessageXml } from '../../fakes/wechat-pl
 import { startGateway, type Gateway } from '../../support/gateway';
 
 const TOKEN = 'testtoken';
-/** Scaled WeChat timing: 1 s window stands for 5 s; wait 0.7 s stands for 4.5 s. */
-const WINDOW_MS = 1000;
+/** Scaled WeChat timing: a 2 s window stands for 5 s; a 1.5 s wait stands for 4.5 s. */
+const WINDOW_MS = 2000;
 
 describe('WeChat passive replies', () => {
   let llm: FakeOpenAi;
@@ -24,12 +24,14 @@ describe('WeChat passive replies', () => {
         OPENAI_BASE_URL: llm.baseUrl,
         OPENAI_MAX_RETRIES: '2',
         WECHAT_TOKEN: TOKEN,
-        WECHAT_REPLY_WAIT_MS: '700',
+        WECHAT_REPLY_WAIT_MS: '1500',
         WECHAT_PAGE_BYTES: '2000',
       },
       wechat: { pollMs: 20, holdMs: WINDOW_MS + 150 },
     });
     platform = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: TOKEN, windowMs: WINDOW_MS });
+    // Warm up (SDK clients, emulators' first requests) so timings below are steady.
+    await platform.send('o-warmup', 'warm up');
   });
 
   afterAll(async () => {
@@ -74,7 +76,7 @@ describe('WeChat passive replies', () => {
     const answer = 'First part of a long, slowly written answer. '.repeat(6).trim();
     llm.answer = () => answer;
     llm.chunkChars = 4;
-    llm.chunkDelayMs = 60; // ~70 chunks * 60 ms ≈ 4.2 s
+    llm.chunkDelayMs = 120; // ~70 chunks * 120 ms ≈ 8.4 s, past three windows
     // Act
     const first = await platform.send(user, 'tell me slowly');
     const replies = [first.reply, (await platform.send(user, '1')).reply];

@@ -52,7 +52,7 @@ function movableClock(): Clock & { advance(ms: number): void } {
   let offset = 0;
   return {
     nowMs: () => Date.now() + offset,
-    sleep: systemClock.sleep,
+    sleep: (ms) => systemClock.sleep(ms),
     advance(ms: number) {
       offset += ms;
     },
@@ -105,7 +105,7 @@ describe('AccessTokenProvider', () => {
 
   it('refreshes ahead of expiry and not before', async () => {
     const clock = movableClock();
-    const api = await fake({ nowMs: clock.nowMs });
+    const api = await fake({ nowMs: () => clock.nowMs() });
     const p = provider(api, { clock });
     const first = await p.get();
 
@@ -124,7 +124,7 @@ describe('AccessTokenProvider', () => {
 
   it('does not ask upstream on every call when WeChat keeps returning a token inside our refresh window', async () => {
     const clock = movableClock();
-    const api = await fake({ nowMs: clock.nowMs, renewWindowSec: 60 }); // WeChat renews later than we would
+    const api = await fake({ nowMs: () => clock.nowMs(), renewWindowSec: 60 }); // WeChat renews later than we would
     const p = provider(api, { clock });
     const first = await p.get();
     clock.advance((7200 - 200) * 1000);
@@ -187,7 +187,7 @@ describe('AccessTokenProvider', () => {
 
   it('guards force_refresh: 30 s apart and a daily budget', async () => {
     const clock = movableClock();
-    const api = await fake({ nowMs: clock.nowMs });
+    const api = await fake({ nowMs: () => clock.nowMs() });
     const p = provider(api, { clock, forceRefreshDailyBudget: 2 });
     let token = await p.get();
     api.revokeToken();
