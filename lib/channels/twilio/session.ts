@@ -11,6 +11,8 @@
  *    window, if configured, inviting the user to write again;
  * 3. when the user next writes on WhatsApp (which reopens the window), the undelivered
  *    answers go out first, oldest first, then the new answer. Nothing is lost.
+ * An answer to a message that arrived before the window was found closed (or 24 h ago)
+ * is not even tried: it goes straight to step 1 ({@link isSessionClosed}).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 import type { TwilioConfig } from '../../../lib/config';
 import { SMS_INSTRUCTION, senderFor } from '../../../lib/channels/twilio/adapter';
-import { undeliveredOf, whatsappSender } from '../../../lib/channels/twilio/session';
+import { FACT_CLOSED_AT, SESSION_WINDOW_MS, isSessionClosed, undeliveredOf, whatsappSender } from '../../../lib/channels/twilio/session';
 import { statusCallbackUrl, counter, gatherUrl, pollUrl } from '../../../lib/channels/twilio/urls';
 
 const cfg: TwilioConfig = {
@@ -40,6 +40,18 @@ describe('undeliveredOf', () => {
       { msgKey: 'SM1', fromPart: 2 },
       { msgKey: 'SM2', fromPart: 0 },
     ]);
+  });
+});
+
+describe('isSessionClosed', () => {
+  it('is closed for a message older than 24 h or one that arrived before the window was found closed', () => {
+    const now = 10 * SESSION_WINDOW_MS;
+    expect(isSessionClosed({}, now - 1000, now)).toBe(false);
+    expect(isSessionClosed({}, now - SESSION_WINDOW_MS, now)).toBe(true);
+    expect(isSessionClosed({ [FACT_CLOSED_AT]: String(now - 500) }, now - 1000, now)).toBe(true);
+    // A newer message reopened the window.
+    expect(isSessionClosed({ [FACT_CLOSED_AT]: String(now - 2000) }, now - 1000, now)).toBe(false);
+    expect(isSessionClosed({ [FACT_CLOSED_AT]: 'garbage' }, now - 1000, now)).toBe(false);
   });
 });
 
