@@ -9,7 +9,8 @@ import type { AppConfig } from '../config';
 import type { ImageInput, LlmBackend, LlmRequest, ToolDefinition } from '../llm/types';
 import type { Conversation, ConversationStore } from '../store/conversations';
 import type { MessageKey, MessageRecord, MessageStore } from '../store/messages';
-import type { ChannelAdapters } from './channel';
+import { DeliveryError, type ChannelAdapters } from './channel';
+import { LlmCallError } from '../llm/retry';
 import { CLEARED_TEXT, HELP_TEXT, parseCommand } from './commands';
 import type { Clock, Job, Log } from './types';
 
@@ -18,6 +19,8 @@ export const NOT_ENROLLED_TEXT = 'You are not enrolled in this service.';
 /** Told when a voice message cannot be transcribed. */
 export const NO_TRANSCRIPTION_TEXT =
   'Sorry, I can only read text messages here: voice messages cannot be transcribed with the current setup. Please type your question.';
+/** Told when media could not be fetched or understood. */
+export const MEDIA_FAILED_TEXT = 'Sorry, I could not process that attachment. Please send your question as text.';
 /** Told when an image arrives and the model is text-only. */
 export const TEXT_ONLY_TEXT = 'Sorry, I can only read text here, not images. Please describe it in words.';
 /** Told when the answer was cut short by an infrastructure failure after part was shown. */
@@ -68,7 +71,22 @@ export function isAllowed(allowed: ReadonlySet<string>, userId: string): boolean
  */
 type Prepared = { kind: 'fixed'; text: string } | { kind: 'ask'; text: string; images: ImageInput[]; remember: boolean };
 
+/**
+ * Media that cannot be fetched or understood (expired media id, undecodable voice) gets a
+ * polite reply instead of endless retries; failures a retry can fix still throw.
+ */
 async function prepare(deps: TurnDeps, job: Job): Promise<Prepared> {
+  try {
+    return await prepareInput(deps, job);
+  } catch (err) {
+    const retryable = err instanceof DeliveryError ? err.retryable : err instanceof LlmCallError ? err.retryable : true;
+    if (retryable || (job.input.kind !== 'audio' && job.input.kind !== 'image')) throw err;
+    deps.log.warn('media could not be used', { error: err instanceof Error ? err.message : String(err) });
+    return { kind: 'fixed', text: err instanceof LlmCallError ? err.userMessage : MEDIA_FAILED_TEXT };
+  }
+}
+
+async function prepareInput(deps: TurnDeps, job: Job): Promise<Prepared> {
   const input = job.input;
   switch (input.kind) {
     case 'notice':

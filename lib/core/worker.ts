@@ -5,7 +5,7 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { AppConfig } from '../config';
 import { createTwilioAdapter } from '../channels/twilio/adapter';
-import { createWeChatAdapter } from '../channels/wechat/adapter';
+import { createWeChatAdapter, type WeChatAdapterTiming } from '../channels/wechat/adapter';
 import { createWhatsAppAdapter } from '../channels/whatsapp/adapter';
 import { createLlmBackend } from '../llm';
 import { ConversationStore } from '../store/conversations';
@@ -25,6 +25,8 @@ export interface WorkerOverrides {
   fetch?: typeof fetch;
   flushIntervalMs?: number;
   streamLeaseMs?: number;
+  /** WeChat customer-service hand-over timing (tests scale it down). */
+  wechatTiming?: WeChatAdapterTiming;
 }
 
 /** Builds the turn's dependencies from configuration. */
@@ -33,10 +35,10 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
   const fetchImpl = overrides.fetch ?? fetch;
   const db = createDocumentClient(cfg.aws);
   const messages = new MessageStore(db, cfg.aws.tableName);
-  const adapterDeps: AdapterDeps = { messages, users: new UserStateStore(db, cfg.aws.tableName), clock, log, fetch: fetchImpl };
+  const adapterDeps: AdapterDeps = { db, tableName: cfg.aws.tableName, messages, users: new UserStateStore(db, cfg.aws.tableName), clock, log, fetch: fetchImpl };
   // One adapter per enabled channel (a channel without secrets has none).
   const channels: ChannelAdapters = {};
-  if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps);
+  if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps, overrides.wechatTiming);
   if (cfg.whatsapp) channels.whatsapp = createWhatsAppAdapter(cfg.whatsapp, adapterDeps);
   if (cfg.twilio) channels.twilio = createTwilioAdapter(cfg.twilio, adapterDeps, { publicBaseUrl: cfg.publicBaseUrl });
   return {

@@ -170,8 +170,8 @@ async function main(): Promise<void> {
     log('stopped');
     process.exit(code);
   }
-  process.once('SIGINT', () => void shutdown(0, 'SIGINT'));
-  process.once('SIGTERM', () => void shutdown(0, 'SIGTERM'));
+  process.on('SIGINT', () => void shutdown(0, 'SIGINT'));
+  process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
 
   try {
     const t0 = Date.now();

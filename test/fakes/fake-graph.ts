@@ -208,6 +208,11 @@ export class FakeGraph {
     this.media.set(id, { bytes: Buffer.from(bytes), mimeType });
   }
 
+  /** Forgets media (Meta's media ids expire). */
+  removeMedia(id: string): void {
+    this.media.delete(id);
+  }
+
   /** Clears recordings and fault rules (media and token stay). */
   reset(): void {
     this.requests.length = 0;

@@ -49,7 +49,7 @@ export interface GatewayOptions {
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const stack = await startTestStack({ visibilityTimeoutSec: opts.visibilityTimeoutSec ?? 10 });
   const config = loadConfig({ ...stack.env, ...opts.env });
-  const turnDeps = createTurnDeps(config, silentLog, { flushIntervalMs: 20, ...opts.worker });
+  const turnDeps = createTurnDeps(config, process.env.TEST_LOG ? consoleLog : silentLog, { flushIntervalMs: 20, ...opts.worker });
   const inner = createWorkerHandler(turnDeps);
   const batches: SQSEvent[] = [];
   const wrapped = opts.wrapWorker ? opts.wrapWorker(inner) : inner;

@@ -1,16 +1,139 @@
 /**
- * The worker's side of WeChat. In `passive` mode the answer travels in the webhook
- * response (see ingress.ts), so the worker only stores it.
+ * The worker's side of WeChat.
+ *
+ * - `passive` mode: the answer travels in the webhook responses (see ingress.ts), so the
+ *   worker only stores it.
+ * - `customer_service` mode (verified accounts): if the ingress did not answer passively
+ *   within its short wait, the worker pushes the answer with `custom/send`, in at most 5
+ *   messages per user message (the 48 h quota since 2023-06: 5 messages per user message,
+ *   protocols.md), merging chunks into pages of ≤ 2,000 UTF-8 bytes. Exactly one path
+ *   delivers: the push claims the delivery with a conditional write, and only after the
+ *   ingress's wait is over. On 45015 / 45047 / 48001 (or any other refusal) the answer
+ *   stays pending for "reply 1" and the user is told on their next message.
+ * - Media (voice without Recognition, images) is downloaded with `media/get` when the
+ *   AppID/AppSecret are set; AMR voice is transcoded to WAV for the transcription API.
  */
 import type { WeChatConfig } from '../../config';
-import type { AdapterDeps, ChannelAdapter } from '../../core/channel';
+import { AudioDecodeError } from '../../audio/amr';
+import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
+import type { Job } from '../../core/types';
+import type { MessageRecord } from '../../store/messages';
+import { WeChatApi, WeChatApiError } from './api';
+import { fetchWeChatMedia } from './media';
+import { takePage, utf8Length } from './pages';
+import { moreNote } from './passive';
+import { AccessTokenProvider, WeChatTokenError } from './token';
+
+/** WeChat's quota: customer-service messages per user message (protocols.md). */
+export const CS_MESSAGES_PER_USER_MESSAGE = 5;
+
+/** Errors after which the push is abandoned and the answer kept for "reply 1". */
+export const CS_FALLBACK_CODES: readonly number[] = [45015, 45047, 48001];
+
+/** Timing of the customer-service hand-over (must match the ingress's wait). */
+export interface WeChatAdapterTiming {
+  /** How long the ingress may still answer passively after the message arrived. */
+  csPassiveWaitMs: number;
+  /** Extra margin before the push claims the delivery. */
+  handOverMarginMs: number;
+}
 
 /** Builds the WeChat adapter for the worker. */
-export function createWeChatAdapter(cfg: WeChatConfig, _deps: AdapterDeps): ChannelAdapter {
+export function createWeChatAdapter(
+  cfg: WeChatConfig,
+  deps: AdapterDeps,
+  timing: WeChatAdapterTiming = { csPassiveWaitMs: 4_000, handOverMarginMs: 1_000 },
+): ChannelAdapter {
+  const api =
+    cfg.appId !== '' && cfg.appSecret !== ''
+      ? new WeChatApi({
+          apiBase: cfg.apiBase,
+          fetch: deps.fetch,
+          log: deps.log,
+          tokens: new AccessTokenProvider({
+            appId: cfg.appId,
+            appSecret: cfg.appSecret,
+            apiBase: cfg.apiBase,
+            db: deps.db,
+            tableName: deps.tableName,
+            fetch: deps.fetch,
+            clock: deps.clock,
+            log: deps.log,
+          }),
+        })
+      : undefined;
+
+  async function fetchMedia(job: Job, mediaRef: string): Promise<Media> {
+    if (!api) throw new DeliveryError('media needs WECHAT_APP_ID and WECHAT_APP_SECRET', 'no_api', false);
+    try {
+      return await fetchWeChatMedia(api, mediaRef, job.input.kind === 'audio' ? 'audio' : 'image');
+    } catch (err) {
+      if (err instanceof AudioDecodeError) throw new DeliveryError(`voice could not be decoded: ${err.code}`, err.code, false);
+      if (err instanceof WeChatApiError) throw new DeliveryError(`media/get failed: ${err.errcode ?? err.status ?? ''}`, 'media_get', err.retryable);
+      if (err instanceof WeChatTokenError) throw new DeliveryError(`access token: ${err.code}`, err.code, err.retryable);
+      throw err;
+    }
+  }
+
+  async function push(record: MessageRecord, wechatApi: WeChatApi): Promise<void> {
+    const now = (): number => deps.clock.nowMs();
+    // Let the ingress finish its passive wait first; then exactly one path claims delivery.
+    const handOverAt = record.arrivedAtMs + timing.csPassiveWaitMs + timing.handOverMarginMs;
+    if (handOverAt > now()) await deps.clock.sleep(handOverAt - now());
+    let rec = await deps.messages.get(record, now());
+    if (!rec?.pending) return;
+    if (rec.deliveryOwner === undefined) {
+      if (!(await deps.messages.claimDelivery(rec, 'push', now()))) return;
+    } else if (rec.deliveryOwner !== 'push') {
+      return;
+    }
+    await wechatApi.typing(rec.userId, 'CancelTyping').catch(() => false);
+    // Resume after the parts already sent (SQS redelivery after a failure).
+    while (rec.pending && rec.deliveredParts < CS_MESSAGES_PER_USER_MESSAGE && rec.deliveredChars < rec.answer.length) {
+      const from = rec.deliveredChars;
+      const lastAllowed = rec.deliveredParts === CS_MESSAGES_PER_USER_MESSAGE - 1;
+      const rest = rec.answer.slice(from);
+      const fits = utf8Length(rest) <= cfg.pageBytes;
+      // The fifth message ends with "reply 1" when the answer is longer still.
+      const note = fits ? '' : lastAllowed ? moreNote(cfg.fetchKeyword) : '';
+      const page = fits ? { page: rest, nextChar: rec.answer.length } : takePage(rec.answer, from, cfg.pageBytes - utf8Length(note), { final: true });
+      try {
+        await wechatApi.sendText(rec.userId, page.page + note);
+      } catch (err) {
+        if (err instanceof WeChatApiError && !err.retryable) {
+          // 45015 / 45047 / 48001 and other refusals: keep the answer for "reply 1".
+          const code = String(err.errcode ?? err.status ?? 'refused');
+          deps.log.warn('wechat customer-service push refused; answer kept for reply 1', { errcode: code, known: CS_FALLBACK_CODES.includes(err.errcode ?? 0) });
+          await deps.messages.recordParts(rec, rec.deliveredParts, false, now(), `push_failed:${code}`);
+          return;
+        }
+        if (err instanceof WeChatApiError || err instanceof WeChatTokenError) {
+          throw new DeliveryError(`custom/send failed: ${err.message}`, 'push_retry', err.retryable);
+        }
+        throw err;
+      }
+      const complete = page.nextChar >= rec.answer.length;
+      await deps.messages.advanceCursor(rec, from, page.nextChar, complete, now());
+      await deps.messages.recordParts(rec, rec.deliveredParts + 1, false, now(), rec.note);
+      const next = await deps.messages.get(rec, now());
+      if (!next) return;
+      rec = next;
+    }
+  }
+
   return {
-    async deliver(): Promise<void> {
+    async onJobStart(job: Job): Promise<void> {
+      // The typing indicator only exists for the customer-service API.
+      if (cfg.replyMode !== 'customer_service' || !api) return;
+      await api.typing(job.userId, 'Typing').catch((err: unknown) => {
+        deps.log.debug('typing indicator not shown', { error: err instanceof Error ? err.message : String(err) });
+      });
+    },
+    ...(api ? { fetchMedia } : {}),
+    async deliver(record: MessageRecord): Promise<void> {
       // Passive replies are taken by the ingress (three deliveries, then "reply 1").
-      if (cfg.replyMode === 'passive') return;
+      if (cfg.replyMode === 'passive' || !api) return;
+      await push(record, api);
     },
   };
 }

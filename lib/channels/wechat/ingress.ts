@@ -51,6 +51,9 @@ interface ReplyContext {
 export const UNSUPPORTED_TEXT =
   '我目前只能处理文字、语音和图片消息。\nSorry, I can only handle text, voice and image messages here; videos, locations and links are not supported.';
 
+/** Put before an answer the customer-service push could not deliver. */
+export const PUSH_FAILED_LEAD = '（上一条回答未能及时送达，现补上 · Your previous answer could not be sent earlier; here it is:）\n\n';
+
 /** What to do with an inbound message. */
 type Action =
   | { kind: 'ack'; reason: string }
@@ -236,11 +239,19 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
  */
 async function customerServiceReply(deps: WeChatIngressDeps, pageDeps: PageDeps, ctx: ReplyContext, msgKey: string, receivedAtMs: number): Promise<HttpResponse> {
   const key = { channel: 'wechat' as const, userId: ctx.user, msgKey };
-  // An older answer the push could not deliver (45015/45047/48001) goes first, passively.
+  // An older answer the push could not deliver (45015/45047/48001) goes first, passively,
+  // and the user is told why it comes now.
   const older = await deps.messages.listPending('wechat', ctx.user, deps.clock.nowMs());
-  if (older.some((rec) => rec.msgKey !== msgKey && rec.note.startsWith('push_failed'))) {
-    const page = await takeNextPage(pageDeps, 'wechat', ctx.user, 'ready');
-    if (page.kind === 'page') return reply(deps, ctx, page.text);
+  const failed = older.find((rec) => rec.msgKey !== msgKey && rec.note.startsWith('push_failed'));
+  if (failed) {
+    const lead = failed.note.endsWith(':told') ? '' : PUSH_FAILED_LEAD;
+    const page = await takeNextPage(pageDeps, 'wechat', ctx.user, 'ready', Buffer.byteLength(lead, 'utf8'));
+    if (page.kind === 'page') {
+      if (lead !== '' && !page.complete) {
+        await deps.messages.recordParts(page.record, page.record.deliveredParts, false, deps.clock.nowMs(), `${failed.note}:told`);
+      }
+      return reply(deps, ctx, lead + page.text);
+    }
   }
   const deadline = receivedAtMs + deps.csPassiveWaitMs;
   for (;;) {

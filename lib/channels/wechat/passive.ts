@@ -57,8 +57,15 @@ function isFinished(rec: MessageRecord): boolean {
  * Takes the next page of the user's oldest pending answer, if one is available in
  * `mode`. Only the head of the queue is ever shown, to keep answers in order.
  */
-export async function takeNextPage(deps: PageDeps, channel: MessageRecord['channel'], userId: string, mode: PageMode): Promise<PageOutcome> {
+export async function takeNextPage(
+  deps: PageDeps,
+  channel: MessageRecord['channel'],
+  userId: string,
+  mode: PageMode,
+  reserveBytes = 0,
+): Promise<PageOutcome> {
   const now = deps.clock.nowMs();
+  const pageBytes = deps.pageBytes - reserveBytes;
   const pending = await deps.messages.listPending(channel, userId, now);
   for (const listed of pending) {
     // The index is eventually consistent: confirm with a consistent read.
@@ -72,18 +79,18 @@ export async function takeNextPage(deps: PageDeps, channel: MessageRecord['chann
         await deps.messages.advanceCursor(rec, from, from, true, now);
         continue;
       }
-      const whole = utf8Length(unseen) <= deps.pageBytes;
+      const whole = utf8Length(unseen) <= pageBytes;
       const note = whole ? '' : moreNote(deps.fetchKeyword);
       const page = whole
         ? { page: unseen, nextChar: rec.answer.length }
-        : takePage(rec.answer, from, deps.pageBytes - utf8Length(note), { final: true });
+        : takePage(rec.answer, from, pageBytes - utf8Length(note), { final: true });
       const complete = page.nextChar >= rec.answer.length;
       const won = await deps.messages.advanceCursor(rec, from, page.nextChar, complete, now);
       if (!won) return { kind: 'raced' };
       return { kind: 'page', text: page.page + note, record: rec, complete };
     }
     const note = writingNote(deps.fetchKeyword);
-    const budget = deps.pageBytes - utf8Length(note);
+    const budget = pageBytes - utf8Length(note);
     const fullPageReady = utf8Length(unseen) > budget;
     if (!fullPageReady && !(mode === 'partial' && unseen.trim() !== '')) return { kind: 'wait', head: rec };
     const page = takePage(rec.answer, from, budget, { final: false });

@@ -89,7 +89,8 @@ describe('handleWhatsApp', () => {
 
   it('acknowledges status updates without touching the store or the queue', async () => {
     const { deps, enqueued, facts } = setup();
-    for (const status of ['sent', 'delivered', 'read'] as const) {
+    const kinds: readonly ('sent' | 'delivered' | 'read')[] = ['sent', 'delivered', 'read'];
+    for (const status of kinds) {
       const res = await handleWhatsApp(deps, signedWebhookRequest(SECRET, sampleStatusWebhook({ phoneNumberId: PNID, recipientId: '1555', status })));
       expect(res.statusCode).toBe(200);
     }

@@ -12,7 +12,7 @@ import { sampleStatusWebhook, sampleTextWebhook, sampleWamid } from '../../../li
 import { signMetaBody } from '../../../lib/channels/whatsapp/signature';
 import { WINDOW_CLOSED_AT_FACT } from '../../../lib/channels/whatsapp/state';
 import { CLEARED_TEXT, HELP_TEXT } from '../../../lib/core/commands';
-import { TEXT_ONLY_TEXT } from '../../../lib/core/turn';
+import { MEDIA_FAILED_TEXT, TEXT_ONLY_TEXT } from '../../../lib/core/turn';
 import { silentLog } from '../../../lib/core/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import type { MessageRecord } from '../../../lib/store/messages';
@@ -309,7 +309,8 @@ describe('WhatsApp webhook → worker → Graph API', () => {
       // (131047) by status webhook while the second is being answered.
       const user = '15550100009';
       graph.failLater((m) => m.to === user && m.type === 'text', 131047);
-      llm.latencyMs = 300;
+      // The status webhook needs a few DynamoDB writes; the second answer takes longer.
+      llm.latencyMs = 500;
       const { body, ids } = fixtureWith('multiple-messages.json', { from: { '16505551234': user, '447700900123': '15550100010' } });
       // Act
       await meta.post(body);
@@ -341,6 +342,20 @@ describe('WhatsApp webhook → worker → Graph API', () => {
       expect(llm.lastChatRequest.lastUserText).toBe('what is the weather like');
       expect(graph.textsTo(user)).toEqual(['Echo: what is the weather like']);
       expect(graph.reads[0]?.atMs ?? Infinity).toBeLessThanOrEqual(graph.sentTo(user)[0]?.atMs ?? 0);
+    });
+
+    it('answers politely when the voice note can no longer be downloaded', async () => {
+      // Arrange: Meta no longer has the media (ids expire).
+      const user = '15550100018';
+      const { body } = fixtureWith('audio-voice.json', { from: { '16505551234': user } });
+      const transcriptions = llm.transcriptionCalls;
+      graph.removeMedia('2754859441498128');
+      // Act
+      await meta.post(body);
+      await settled();
+      // Assert
+      expect(graph.textsTo(user)).toEqual([MEDIA_FAILED_TEXT]);
+      expect(llm.transcriptionCalls).toBe(transcriptions);
     });
 
     it('answers every message of a batched delivery, in order per user', async () => {
