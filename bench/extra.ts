@@ -1,4 +1,12 @@
-/** Channel benchmarks that run on the same emulators as the WeChat ingress bench. */
+/**
+ * WhatsApp ingress benchmarks on the same emulators as the WeChat ingress bench:
+ * a signed text webhook (verify, parse, claim, enqueue, 200) and a status webhook
+ * (verify, filtered before any other work).
+ */
+import { createWhatsAppHandler } from '../functions/whatsapp';
+import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent } from '../lib/channels/whatsapp/samples';
+import { loadConfig } from '../lib/config';
+import { silentLog } from '../lib/core/types';
 
 /** Where the emulators and resources are. */
 export interface BenchStack {
@@ -14,7 +22,49 @@ export interface BenchTable {
   rows: (string | number)[][];
 }
 
-/** Runs the other channels' ingress benchmarks. */
-export async function extraBenches(_stack: BenchStack): Promise<BenchTable[]> {
-  return [];
+function pct(sorted: number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+/** Runs the WhatsApp ingress benchmarks. */
+export async function extraBenches(stack: BenchStack): Promise<BenchTable[]> {
+  const secret = 'bench_app_secret';
+  const phoneNumberId = '106540352242922';
+  const cfg = loadConfig({
+    TABLE_NAME: stack.tableName,
+    QUEUE_URL: stack.queueUrl,
+    DYNAMODB_ENDPOINT: stack.dynamoEndpoint,
+    SQS_ENDPOINT: stack.sqsEndpoint,
+    WHATSAPP_VERIFY_TOKEN: 'v',
+    WHATSAPP_APP_SECRET: secret,
+    WHATSAPP_ACCESS_TOKEN: 't',
+    WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
+  });
+  const handler = createWhatsAppHandler(cfg, { log: silentLog });
+  const measure = async (make: (i: number) => string): Promise<number[]> => {
+    for (let i = 0; i < 50; i++) await handler(signedWebhookEvent(secret, make(i)));
+    const lat: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const event = signedWebhookEvent(secret, make(i));
+      const t = performance.now();
+      const res = await handler(event);
+      lat.push(performance.now() - t);
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode ?? '?'}`);
+    }
+    return lat.sort((a, b) => a - b);
+  };
+  const text = await measure((i) => sampleTextWebhook({ phoneNumberId, from: `1555000${String(i % 50).padStart(4, '0')}`, text: `message ${i}` }));
+  const status = await measure((i) => sampleStatusWebhook({ phoneNumberId, recipientId: `1555000${String(i % 50).padStart(4, '0')}`, status: 'delivered' }));
+  return [
+    {
+      title: 'WhatsApp ingress (dynalite + fauxqs on loopback, 500 sequential webhooks each)',
+      rows: [
+        ['signed text webhook p50 ms', pct(text, 50)],
+        ['signed text webhook p99 ms', pct(text, 99)],
+        ['status webhook p50 ms', pct(status, 50)],
+        ['status webhook p99 ms', pct(status, 99)],
+      ],
+    },
+  ];
 }

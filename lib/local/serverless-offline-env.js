@@ -14,6 +14,10 @@
  * environment into provider.environment. Any other value that is still a CloudFormation
  * intrinsic is reported, since the handlers would see "[object Object]".
  *
+ * With `SLS_OFFLINE_EXIT_WITH_PARENT=1` it also stops serverless offline (SIGINT to itself,
+ * its normal graceful path) when stdin reaches EOF: start.ts holds the other end of that
+ * pipe, so even if start.ts is killed outright, offline does not keep the port busy.
+ *
  * It is plain CommonJS on purpose: the Serverless CLI `require()`s plugins without a
  * TypeScript loader, and `serverless package`/`deploy` load it too (where it does nothing).
  */
@@ -51,6 +55,25 @@ class OfflineLocalEnvironment {
       }
     }
     provider.environment = environment;
+    if (process.env.SLS_OFFLINE_EXIT_WITH_PARENT === '1') this.exitWithParent();
+  }
+
+  exitWithParent() {
+    let gone = false;
+    const onParentGone = () => {
+      if (gone) return;
+      gone = true;
+      this.log.notice('offline: parent process gone, shutting down');
+      process.kill(process.pid, 'SIGINT');
+      // If the graceful path hangs, do not linger; unref'd so it never delays a clean exit.
+      setTimeout(() => process.exit(1), 5000).unref();
+    };
+    process.stdin.on('end', onParentGone);
+    process.stdin.on('close', onParentGone);
+    process.stdin.on('error', onParentGone);
+    process.stdin.resume();
+    // Reading stdin must not be what keeps serverless offline alive.
+    process.stdin.unref();
   }
 }
 

@@ -20,7 +20,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { ConfigError, enabledChannels, loadConfig, readDotEnv, type AppConfig } from '../config';
-import { startDynamo, startSqs, type DynamoEmulator, type DynamoEngine, type SqsEmulator } from './emulators';
+import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
+import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
 import { startEventSource, type EventSource } from './sqs-event-source';
 
@@ -92,7 +93,7 @@ async function waitForHttp(url: string, offlineExited: () => boolean, timeoutMs:
   }
 }
 
-function banner(cfg: AppConfig, url: string, dynamo: DynamoEmulator, sqs: SqsEmulator, res: LocalResources, startedMs: number): string {
+function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: LocalResources, startedMs: number): string {
   const channels = enabledChannels(cfg);
   const lines = [
     '',
@@ -101,8 +102,8 @@ function banner(cfg: AppConfig, url: string, dynamo: DynamoEmulator, sqs: SqsEmu
     `  Health:       ${url}/health`,
     `  LLM provider: ${cfg.llm.provider}${cfg.llm.provider === 'dev' ? ' (offline echo model; set OPENAI_API_KEY or DIFY_API_KEY in .env)' : ''}`,
     `  Channels:     ${channels.length > 0 ? channels.map((c) => `${c} (${url}/${c})`).join(', ') : 'none enabled (set WECHAT_TOKEN, WHATSAPP_*, TWILIO_* in .env)'}`,
-    `  DynamoDB:     ${dynamo.engine} at ${dynamo.endpoint}, table ${res.tableName}${res.ttlEnabled ? '' : ' (no TTL API; expired items are filtered on read)'}`,
-    `  SQS:          fauxqs at ${sqs.endpoint}, queue ${res.queueUrl}`,
+    `  DynamoDB:     ${emulators.engine} at ${emulators.dynamoEndpoint}, table ${res.tableName}${res.ttlEnabled ? '' : ' (no TTL API; expired items are filtered on read)'}`,
+    `  SQS:          fauxqs at ${emulators.sqsEndpoint}, queue ${res.queueUrl}`,
     `  Worker:       in this process, fed by the local SQS event source`,
     'Press Ctrl+C to stop.',
     '',
@@ -135,8 +136,7 @@ async function main(): Promise<void> {
   const host = merged.HOST?.trim() || 'localhost';
   const port = merged.PORT?.trim() || '3000';
 
-  let dynamo: DynamoEmulator | undefined;
-  let sqs: SqsEmulator | undefined;
+  let emulators: SpawnedEmulators | undefined;
   let offline: ChildProcess | undefined;
   let offlineExit: Promise<void> | undefined;
   let source: EventSource | undefined;
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
       // Workers or watchers of the CLI that outlived it.
       killGroup(offline, 'SIGKILL');
     }
-    await Promise.allSettled([dynamo?.stop(), sqs?.stop()]);
+    await emulators?.stop();
     rmSync(join(ROOT, buildFolder), { recursive: true, force: true });
     log('stopped');
     process.exit(code);
@@ -174,14 +174,18 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
 
   try {
+    // The emulators run in a child that stops them (and DynamoDB Local's JVM) as soon as its
+    // stdin closes: even if this process is SIGKILLed (tsx does that to a child that does not
+    // acknowledge a relayed signal within 30 ms), no emulator is left running.
     const t0 = Date.now();
-    [dynamo, sqs] = await Promise.all([startDynamo({ engine }), startSqs({})]);
-    log(`emulators up in ${seconds(Date.now() - t0)} (DynamoDB: ${dynamo.engine})`);
+    emulators = await spawnEmulators({ engine });
+    const { dynamoEndpoint, sqsEndpoint } = emulators;
+    log(`emulators up in ${seconds(Date.now() - t0)} (DynamoDB: ${emulators.engine})`);
 
     const service = serviceName();
     const resources = await createResources({
-      dynamoEndpoint: dynamo.endpoint,
-      sqsEndpoint: sqs.endpoint,
+      dynamoEndpoint,
+      sqsEndpoint,
       region,
       tableName: `${service}-${STAGE}`,
       queueName: `${service}-${STAGE}-jobs.fifo`,
@@ -194,8 +198,8 @@ async function main(): Promise<void> {
     const localEnv: Record<string, string> = {
       TABLE_NAME: resources.tableName,
       QUEUE_URL: resources.queueUrl,
-      DYNAMODB_ENDPOINT: dynamo.endpoint,
-      SQS_ENDPOINT: sqs.endpoint,
+      DYNAMODB_ENDPOINT: dynamoEndpoint,
+      SQS_ENDPOINT: sqsEndpoint,
       AWS_REGION: region,
       AWS_DEFAULT_REGION: region,
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
@@ -211,15 +215,18 @@ async function main(): Promise<void> {
       SLS_TELEMETRY_DISABLED: '1',
       SLS_NOTIFICATIONS_MODE: 'off',
       SLS_ESBUILD_WORK_FOLDER: buildFolder,
+      // serverless-offline-env.js then shuts offline down when its stdin (our pipe) closes.
+      SLS_OFFLINE_EXIT_WITH_PARENT: '1',
     };
 
     // Own process group (detached), so Ctrl+C reaches only us and we stop things in order.
+    // stdin is a pipe that only closes when this process is gone (see SLS_OFFLINE_EXIT_WITH_PARENT).
     const cli = require.resolve('serverless/bin/serverless.js');
     const child = spawn(process.execPath, [cli, 'offline', 'start', '--stage', STAGE], {
       cwd: ROOT,
       env: offlineEnv,
       detached: true,
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['pipe', 'inherit', 'inherit'],
     });
     offline = child;
     offlineExit = new Promise<void>((done) => child.once('exit', () => done()));
@@ -232,7 +239,7 @@ async function main(): Promise<void> {
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
     const worker = await import('../../functions/worker');
-    sqsClient = new SQSClient(awsClientConfig(sqs.endpoint, region));
+    sqsClient = new SQSClient(awsClientConfig(sqsEndpoint, region));
     source = startEventSource({
       sqs: sqsClient,
       queueUrl: resources.queueUrl,
@@ -249,7 +256,7 @@ async function main(): Promise<void> {
     const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
     const url = `http://${clientHost}:${port}`;
     await waitForHttp(`${url}/health`, () => child.exitCode !== null || child.signalCode !== null, 120_000);
-    process.stdout.write(banner(cfg, url, dynamo, sqs, resources, Date.now() - started));
+    process.stdout.write(banner(cfg, url, emulators, resources, Date.now() - started));
   } catch (err) {
     if (shuttingDown) return;
     process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

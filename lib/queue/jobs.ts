@@ -29,6 +29,16 @@ export function deduplicationId(job: Pick<Job, 'channel' | 'userId' | 'msgKey'>)
   return sqsId(`${job.channel}#${job.userId}#${job.msgKey}`);
 }
 
+/**
+ * JSON with every non-ASCII UTF-16 unit escaped as `\uXXXX`. SQS accepts only some
+ * Unicode ranges in a body (#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF): a lone
+ * surrogate in user text would be refused, and the local stand-in refuses every character
+ * above U+FFFF (emoji). Escaped, any text travels; `JSON.parse` restores it exactly.
+ */
+export function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** The SQS FIFO queue. */
 export class SqsJobQueue implements JobQueue {
   constructor(
@@ -40,7 +50,7 @@ export class SqsJobQueue implements JobQueue {
     await this.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
-        MessageBody: JSON.stringify(job),
+        MessageBody: asciiJson(job),
         MessageGroupId: messageGroupId(job),
         MessageDeduplicationId: deduplicationId(job),
       }),

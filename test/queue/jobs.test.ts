@@ -1,4 +1,4 @@
-import { deduplicationId, MalformedJobError, messageGroupId, parseJob } from '../../lib/queue/jobs';
+import { asciiJson, deduplicationId, MalformedJobError, messageGroupId, parseJob } from '../../lib/queue/jobs';
 import type { Job } from '../../lib/core/types';
 
 const job: Job = {
@@ -36,5 +36,14 @@ describe('parseJob', () => {
 
   it.each(['not json', '{}', JSON.stringify({ ...job, v: 2 }), JSON.stringify({ ...job, input: null })])('rejects %p', (body) => {
     expect(() => parseJob(body)).toThrow(MalformedJobError);
+  });
+});
+
+describe('asciiJson', () => {
+  it('escapes emoji, CJK and lone surrogates so SQS accepts the body, and round-trips', () => {
+    const text = 'hi 😀 你好 \ud800 end';
+    const body = asciiJson({ text });
+    expect(body).toMatch(/^[\x20-\x7e]*$/);
+    expect(JSON.parse(body)).toEqual({ text });
   });
 });

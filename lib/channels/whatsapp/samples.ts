@@ -19,10 +19,11 @@ import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { parseQuery, type HttpRequest } from '../http';
 import { signMetaBody } from './signature';
+import { asciiJson } from '../../queue/jobs';
 
 /** JSON as Meta writes it: non-ASCII escaped as `\uXXXX`. */
 export function metaJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return asciiJson(value);
 }
 
 /** A fresh message id shaped like Meta's (`wamid.` + base64). */

@@ -162,12 +162,8 @@ describe('WhatsApp webhook → worker → Graph API', () => {
       expect(graph.textsTo(user)).toEqual(['Echo: Grüße! Hätten Sie Zeit?']);
     });
 
-    // KNOWN ISSUE (not in this channel): lib/queue/jobs.ts sends JSON.stringify(job) as the
-    // SQS body, and fauxqs rejects any character above U+FFFF (every emoji) with
-    // InvalidMessageContents, so the webhook answers 500. Real SQS accepts U+10000-U+10FFFF,
-    // but escaping non-ASCII in the job body (as Meta does) would make it safe on both.
-    // Marked `failing` so the suite flags the day it starts passing: then make it a plain `it`.
-    it.failing('answers a message with an emoji (fixture bytes as Meta sends them)', async () => {
+    // Emoji must survive the queue: the job body is ASCII-escaped (lib/queue/jobs.ts).
+    it('answers a message with an emoji (fixture bytes as Meta sends them)', async () => {
       const raw = fixtureBytes('text-escaped-unicode.json');
       expect(raw.toString('utf8')).toContain('\\ud83d\\ude00');
       const res = await meta.post(raw);
