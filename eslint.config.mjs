@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.serverless/', '.esbuild/', 'coverage/', '*.config.js', '*.config.mjs'] },
+  { ignores: ['node_modules/', '.serverless/', '.esbuild/', '.build/', 'coverage/', '**/*.js', '*.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -189,8 +189,8 @@ async function startDynamoDbLocal(requestedPort: number, readyTimeoutMs: number)
   const collect = (chunk: Buffer): void => {
     output = (output + chunk.toString('utf8')).slice(-4000);
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   let spawnError: Error | undefined;
   child.once('error', (err) => {
     spawnError = err;
@@ -243,6 +243,29 @@ export async function startDynamo(opts: StartDynamoOptions): Promise<DynamoEmula
   return engine === 'dynalite' ? startDynalite(port, readyTimeoutMs) : startDynamoDbLocal(port, readyTimeoutMs);
 }
 
+/** The part of fauxqs' API we use (its own .d.ts files import `.ts` paths and do not resolve here). */
+interface FauxqsApp {
+  listen(options: { port: number; host: string }): Promise<string>;
+  close(): PromiseLike<unknown>;
+}
+
+interface FauxqsModule {
+  buildApp(options: { logger: boolean }): FauxqsApp;
+}
+
+function isFauxqsModule(value: unknown): value is FauxqsModule {
+  return typeof value === 'object' && value !== null && 'buildApp' in value && typeof value.buildApp === 'function';
+}
+
+async function loadFauxqs(): Promise<FauxqsModule> {
+  // A real dynamic import: fauxqs only exports an `import` condition, so require() cannot
+  // load it. The specifier is a variable so the type comes from the guard below.
+  const specifier = 'fauxqs';
+  const loaded: unknown = await import(specifier);
+  if (!isFauxqsModule(loaded)) throw new Error('fauxqs does not export buildApp()');
+  return loaded;
+}
+
 /**
  * Starts fauxqs (logger off) on 127.0.0.1.
  *
@@ -254,8 +277,8 @@ export async function startDynamo(opts: StartDynamoOptions): Promise<DynamoEmula
  * Rejects inside Jest (fauxqs is ESM-only); use `spawnEmulators()` there.
  */
 export async function startSqs(opts: StartSqsOptions = {}): Promise<SqsEmulator> {
-  const { buildApp } = await import('fauxqs');
-  const app = buildApp({ logger: false });
+  const fauxqs = await loadFauxqs();
+  const app = fauxqs.buildApp({ logger: false });
   const address = await app.listen({ port: opts.port ?? 0, host: LOOPBACK });
   const port = new URL(address).port;
   let stopped: Promise<void> | undefined;

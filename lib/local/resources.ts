@@ -364,7 +364,7 @@ async function createQueue(sqs: SQSClient, name: string, attributes: Record<stri
     if (!(err instanceof QueueNameExists) && !errorName(err).endsWith('QueueNameExists')) throw err;
     url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
     if (url === undefined) throw err;
-    const { FifoQueue: _immutable, ...mutable } = attributes;
+    const mutable = Object.fromEntries(Object.entries(attributes).filter(([name]) => name !== 'FifoQueue'));
     await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: mutable }));
   }
   if (url === undefined) throw new Error(`CreateQueue ${name} returned no QueueUrl`);

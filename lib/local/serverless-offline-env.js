@@ -1,25 +1,27 @@
 // @ts-check
 'use strict';
 /**
- * Serverless Framework plugin, active only for `serverless offline` (lib/local/start.ts).
+ * Serverless Framework plugin that only acts on `serverless offline` (lib/local/start.ts).
  *
  * Why it exists: serverless-offline gives each function `provider.environment` after
- * rendering only Fn::Join / Fn::Sub, so `QUEUE_URL: { Ref: JobQueue }` reaches the
- * handlers as "[object Object]"; and variables that exist only locally
- * (DYNAMODB_ENDPOINT, SQS_ENDPOINT) never reach them at all, because provider.environment
- * wins over the process environment and only AWS_* variables are copied through.
+ * rendering only Fn::Join / Fn::Sub, so `QUEUE_URL: { Ref: JobQueue }` reaches the handlers
+ * as "[object Object]"; and variables that exist only locally (DYNAMODB_ENDPOINT,
+ * SQS_ENDPOINT) never reach them, because provider.environment wins over the process
+ * environment and only AWS_* variables are copied through.
  *
- * What it does: before serverless-offline builds its functions, every name listed in
- * `SLS_OFFLINE_ENV_OVERRIDES` (comma-separated, set by start.ts) is copied from the process
- * environment into provider.environment. Any other value that is still a CloudFormation
- * intrinsic is reported, since the handlers would see "[object Object]".
+ * What it does, in `before:offline:start:init` (after serverless-esbuild has bundled, before
+ * serverless-offline creates its functions):
+ * - `SLS_OFFLINE_ENV_FROM_STDIN=1`: waits for one JSON line of `{"NAME": "value"}` on stdin
+ *   and puts those into provider.environment. start.ts sends the table/queue/endpoints this
+ *   way, so the CLI can boot and bundle while the emulators are still starting.
+ * - `SLS_OFFLINE_ENV_OVERRIDES=A,B`: copies those names from the process environment.
+ * - `SLS_OFFLINE_EXIT_WITH_PARENT=1`: stops serverless offline (SIGINT to itself, its normal
+ *   graceful path) when stdin reaches EOF. start.ts holds the other end of that pipe, so
+ *   even if start.ts is killed outright, offline does not keep the port busy.
+ * Any value still a CloudFormation expression afterwards is reported.
  *
- * With `SLS_OFFLINE_EXIT_WITH_PARENT=1` it also stops serverless offline (SIGINT to itself,
- * its normal graceful path) when stdin reaches EOF: start.ts holds the other end of that
- * pipe, so even if start.ts is killed outright, offline does not keep the port busy.
- *
- * It is plain CommonJS on purpose: the Serverless CLI `require()`s plugins without a
- * TypeScript loader, and `serverless package`/`deploy` load it too (where it does nothing).
+ * Plain CommonJS on purpose: the Serverless CLI `require()`s plugins without a TypeScript
+ * loader, and `serverless package`/`deploy` load it too (where it does nothing).
  */
 
 class OfflineLocalEnvironment {
@@ -31,16 +33,27 @@ class OfflineLocalEnvironment {
   constructor(serverless, _options, utils) {
     this.serverless = serverless;
     this.log = utils.log;
+    /** @type {((line: string) => void) | undefined} */
+    this.onLine = undefined;
+    this.stdinBuffer = '';
+    this.parentGone = false;
     this.hooks = {
-      // serverless-offline reads provider.environment in its `offline:start:init` hook.
       'before:offline:start:init': () => this.apply(),
     };
   }
 
-  apply() {
+  async apply() {
+    const fromStdin = process.env.SLS_OFFLINE_ENV_FROM_STDIN === '1';
+    if (fromStdin || process.env.SLS_OFFLINE_EXIT_WITH_PARENT === '1') this.watchStdin();
     const provider = this.serverless.service.provider;
     /** @type {Record<string, unknown>} */
     const environment = { ...(provider.environment ?? {}) };
+    if (fromStdin) {
+      const parsed = JSON.parse(await this.nextLine());
+      for (const [name, value] of Object.entries(parsed)) {
+        if (typeof value === 'string') environment[name] = value;
+      }
+    }
     const names = (process.env.SLS_OFFLINE_ENV_OVERRIDES ?? '')
       .split(',')
       .map((name) => name.trim())
@@ -51,29 +64,55 @@ class OfflineLocalEnvironment {
     }
     for (const [name, value] of Object.entries(environment)) {
       if (typeof value === 'object' && value !== null) {
-        this.log.warning(`offline: ${name} is a CloudFormation expression; handlers will see "[object Object]". Add it to SLS_OFFLINE_ENV_OVERRIDES.`);
+        this.log.warning(`offline: ${name} is a CloudFormation expression; handlers will see "[object Object]"`);
       }
     }
     provider.environment = environment;
-    if (process.env.SLS_OFFLINE_EXIT_WITH_PARENT === '1') this.exitWithParent();
+    // From here on stdin only signals the parent's death; it must not keep offline alive.
+    if (process.env.SLS_OFFLINE_EXIT_WITH_PARENT === '1') process.stdin.unref();
+    else process.stdin.pause();
   }
 
-  exitWithParent() {
-    let gone = false;
-    const onParentGone = () => {
-      if (gone) return;
-      gone = true;
+  /** @returns {Promise<string>} the first line on stdin */
+  nextLine() {
+    return new Promise((resolve, reject) => {
+      const newline = this.stdinBuffer.indexOf('\n');
+      if (newline !== -1) {
+        resolve(this.stdinBuffer.slice(0, newline));
+        return;
+      }
+      if (this.parentGone) {
+        reject(new Error('stdin closed before the local environment arrived'));
+        return;
+      }
+      this.onLine = resolve;
+    });
+  }
+
+  watchStdin() {
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk) => {
+      this.stdinBuffer += String(chunk);
+      const newline = this.stdinBuffer.indexOf('\n');
+      if (newline !== -1 && this.onLine) {
+        const resolve = this.onLine;
+        this.onLine = undefined;
+        resolve(this.stdinBuffer.slice(0, newline));
+      }
+    });
+    const gone = () => {
+      if (this.parentGone) return;
+      this.parentGone = true;
+      if (process.env.SLS_OFFLINE_EXIT_WITH_PARENT !== '1') return;
       this.log.notice('offline: parent process gone, shutting down');
       process.kill(process.pid, 'SIGINT');
-      // If the graceful path hangs, do not linger; unref'd so it never delays a clean exit.
+      // If the graceful path hangs (or offline has not started yet), do not linger.
       setTimeout(() => process.exit(1), 5000).unref();
     };
-    process.stdin.on('end', onParentGone);
-    process.stdin.on('close', onParentGone);
-    process.stdin.on('error', onParentGone);
+    process.stdin.on('end', gone);
+    process.stdin.on('close', gone);
+    process.stdin.on('error', gone);
     process.stdin.resume();
-    // Reading stdin must not be what keeps serverless offline alive.
-    process.stdin.unref();
   }
 }
 

@@ -31,7 +31,8 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 
-/** The worker's handler type (what functions/worker.ts exports). */
+/** The worker's handler type (functions/worker.ts exports one; aws-lambda's SQSHandler in promise form). */
+// eslint-disable-next-line @typescript-eslint/no-invalid-void-type -- as aws-lambda's SQSHandler: resolving to nothing means "all records succeeded"
 export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | void>;
 
 /** Options of {@link startEventSource}. */
@@ -126,6 +127,8 @@ export function lambdaContext(opts: { functionName: string; region: string; time
   const unsupported = (name: string) => (): never => {
     throw new Error(`context.${name}() is not supported: return a promise`);
   };
+  // Context still declares the callback-era done/fail/succeed, so they must exist.
+  /* eslint-disable @typescript-eslint/no-deprecated */
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName: opts.functionName,
@@ -140,20 +143,31 @@ export function lambdaContext(opts: { functionName: string; region: string; time
     fail: unsupported('fail'),
     succeed: unsupported('succeed'),
   };
+  /* eslint-enable @typescript-eslint/no-deprecated */
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**
- * Which records to keep on the queue, per Lambda's ReportBatchItemFailures rules:
- * an empty or unknown itemIdentifier fails the whole batch.
+ * Which records to keep on the queue, per Lambda's ReportBatchItemFailures rules: nothing,
+ * an empty response or an empty/null list means all succeeded; a malformed response, an
+ * empty, missing or unknown itemIdentifier fails the whole batch. Typed `unknown` because
+ * it checks what a handler really returned at run time.
  */
-export function failedMessageIds(event: SQSEvent, response: SQSBatchResponse | void): { failed: Set<string>; reason?: string } {
+export function failedMessageIds(event: SQSEvent, response: unknown): { failed: Set<string>; reason?: string } {
   const all = new Set(event.Records.map((record) => record.messageId));
-  if (response === undefined || response === null || !Array.isArray(response.batchItemFailures)) return { failed: new Set() };
+  if (response === undefined || response === null) return { failed: new Set() };
+  if (!isRecord(response)) return { failed: all, reason: 'the response is not an object: Lambda fails the whole batch' };
+  const items: unknown = response.batchItemFailures;
+  if (items === undefined || items === null) return { failed: new Set() };
+  if (!Array.isArray(items)) return { failed: all, reason: 'batchItemFailures is not a list: Lambda fails the whole batch' };
   const failed = new Set<string>();
-  for (const item of response.batchItemFailures) {
-    const id: unknown = item?.itemIdentifier;
+  for (const item of items.values()) {
+    const id: unknown = isRecord(item) ? item.itemIdentifier : undefined;
     if (typeof id !== 'string' || !all.has(id)) {
-      return { failed: all, reason: `invalid itemIdentifier ${JSON.stringify(id)}: Lambda fails the whole batch` };
+      return { failed: all, reason: `invalid itemIdentifier ${typeof id === 'string' ? `"${id}"` : String(id)}: Lambda fails the whole batch` };
     }
     failed.add(id);
   }
@@ -197,6 +211,8 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
   const { signal } = controller;
   /** Invocations in progress (handler running or its deletes pending). */
   let running = 0;
+  // A function, not the variable: the count changes while idle() awaits.
+  const busy = (): boolean => running > 0;
 
   async function deleteRecords(records: SQSRecord[]): Promise<void> {
     if (records.length === 0) return;
@@ -309,7 +325,7 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
       const deadline = Date.now() + idleTimeoutMs;
       for (;;) {
         // Checked on both sides of the queue query: a batch may be received in between.
-        if (running === 0 && (await queueEmpty()) && running === 0) return;
+        if (!busy() && (await queueEmpty()) && !busy()) return;
         if (Date.now() > deadline) throw new Error(`event source not idle after ${idleTimeoutMs} ms (${running} invocation(s) running)`);
         await new Promise((resolve) => setTimeout(resolve, 25));
       }

@@ -11,12 +11,13 @@
  * - LOCAL_DYNAMO_ENGINE: auto (default: DynamoDB Local when java is on PATH) | dynalite | dynamodb-local.
  * - LOCAL_VISIBILITY_TIMEOUT_SEC: job queue visibility timeout (default: queue.json's).
  * - LOCAL_WORKER_CONCURRENCY: worker batches run side by side (default 4; Lambda scales per group).
+ * With no channel configured at all, WeChat is enabled with the token `local-dev-token`.
  *
  * Ctrl+C (SIGINT) or SIGTERM stops everything and exits 0; if serverless offline dies on its
  * own, the rest is torn down and the exit code is non-zero.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { ConfigError, enabledChannels, loadConfig, readDotEnv, type AppConfig } from '../config';
@@ -28,8 +29,18 @@ import { startEventSource, type EventSource } from './sqs-event-source';
 const STAGE = 'local';
 const ROOT = resolve(__dirname, '..', '..');
 
-/** Variables the offline handlers must get from us rather than from serverless.yml (see serverless-offline-env.js). */
-const OFFLINE_OVERRIDES = ['TABLE_NAME', 'QUEUE_URL', 'DYNAMODB_ENDPOINT', 'SQS_ENDPOINT'];
+/**
+ * With no channel configured, WeChat is switched on with this token so a fresh clone can
+ * be tried with curl at once (README, Quick start). Never used when any channel is set.
+ */
+const LOCAL_WECHAT_TOKEN = 'local-dev-token';
+
+/** Webhook paths per channel, for the banner (serverless.yml's httpApi events). */
+const CHANNEL_PATHS: Readonly<Record<string, readonly string[]>> = {
+  wechat: ['/wechat'],
+  whatsapp: ['/whatsapp'],
+  twilio: ['/twilio/messaging', '/twilio/voice'],
+};
 
 function log(line: string): void {
   process.stdout.write(`[local] ${line}\n`);
@@ -60,9 +71,10 @@ function positiveInt(raw: string | undefined, name: string, fallback: number): n
   return Number(value);
 }
 
-function definedOnly(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+/** The set variables of `env`, without those named in `drop`. */
+function definedOnly(env: Readonly<Record<string, string | undefined>>, drop: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value;
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && !drop.includes(key)) out[key] = value;
   return out;
 }
 
@@ -73,6 +85,41 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
     process.kill(-child.pid, signal);
   } catch {
     // the group has exited already
+  }
+}
+
+/**
+ * Removes `.build/offline-<pid>` folders of earlier runs that are no longer alive (a run that
+ * was SIGKILLed cannot clean up after itself), then `.build` itself if that leaves it empty.
+ */
+function cleanBuildFolders(keepPid: number): void {
+  const dir = join(ROOT, '.build');
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const match = /^offline-(\d+)$/.exec(entry);
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (pid !== keepPid && !alive(pid)) rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+  try {
+    if (readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    // someone else is using it
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return err instanceof Error && 'code' in err && err.code === 'EPERM';
   }
 }
 
@@ -93,15 +140,16 @@ async function waitForHttp(url: string, offlineExited: () => boolean, timeoutMs:
   }
 }
 
-function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: LocalResources, startedMs: number): string {
-  const channels = enabledChannels(cfg);
+function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: LocalResources, startedMs: number, devWeChat: boolean): string {
+  const channels = enabledChannels(cfg).map((name) => `${name} (${(CHANNEL_PATHS[name] ?? [`/${name}`]).map((path) => url + path).join(', ')})`);
+  if (devWeChat) channels.push(`token "${LOCAL_WECHAT_TOKEN}" because no channel is configured`);
   const lines = [
     '',
     `LLM gateway running locally (ready in ${seconds(startedMs)})`,
     `  URL:          ${url}`,
     `  Health:       ${url}/health`,
     `  LLM provider: ${cfg.llm.provider}${cfg.llm.provider === 'dev' ? ' (offline echo model; set OPENAI_API_KEY or DIFY_API_KEY in .env)' : ''}`,
-    `  Channels:     ${channels.length > 0 ? channels.map((c) => `${c} (${url}/${c})`).join(', ') : 'none enabled (set WECHAT_TOKEN, WHATSAPP_*, TWILIO_* in .env)'}`,
+    `  Channels:     ${channels.join(', ')}`,
     `  DynamoDB:     ${emulators.engine} at ${emulators.dynamoEndpoint}, table ${res.tableName}${res.ttlEnabled ? '' : ' (no TTL API; expired items are filtered on read)'}`,
     `  SQS:          fauxqs at ${emulators.sqsEndpoint}, queue ${res.queueUrl}`,
     `  Worker:       in this process, fed by the local SQS event source`,
@@ -115,13 +163,19 @@ async function main(): Promise<void> {
   const started = Date.now();
   // Lambda runs from the bundle's root; config() also reads .env from the cwd.
   process.chdir(ROOT);
-  const merged = readDotEnv(ROOT, process.env);
+  let merged = readDotEnv(ROOT, process.env);
+  let devWeChat = false;
   let cfg: AppConfig;
   let engine: 'auto' | DynamoEngine;
   let visibilityTimeoutSec: number | undefined;
   let concurrency: number;
   try {
     cfg = loadConfig(merged);
+    if (enabledChannels(cfg).length === 0) {
+      merged = { ...merged, WECHAT_TOKEN: LOCAL_WECHAT_TOKEN };
+      cfg = loadConfig(merged);
+      devWeChat = true;
+    }
     engine = parseEngine(merged.LOCAL_DYNAMO_ENGINE);
     visibilityTimeoutSec = merged.LOCAL_VISIBILITY_TIMEOUT_SEC ? positiveInt(merged.LOCAL_VISIBILITY_TIMEOUT_SEC, 'LOCAL_VISIBILITY_TIMEOUT_SEC', 1) : undefined;
     concurrency = positiveInt(merged.LOCAL_WORKER_CONCURRENCY, 'LOCAL_WORKER_CONCURRENCY', 4);
@@ -142,6 +196,8 @@ async function main(): Promise<void> {
   let source: EventSource | undefined;
   let sqsClient: SQSClient | undefined;
   let shuttingDown = false;
+  // Read through a function: signal handlers flip the flag while main() is awaiting.
+  const stopping = (): boolean => shuttingDown;
   // serverless-esbuild's work folder for this run, under .build/ (git- and watch-ignored) and
   // apart from `serverless package`'s .esbuild/, which that command deletes when it is done.
   const buildFolder = `.build/offline-${process.pid}`;
@@ -167,13 +223,56 @@ async function main(): Promise<void> {
     }
     await emulators?.stop();
     rmSync(join(ROOT, buildFolder), { recursive: true, force: true });
+    cleanBuildFolders(process.pid);
     log('stopped');
     process.exit(code);
   }
   process.on('SIGINT', () => void shutdown(0, 'SIGINT'));
   process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
 
+  cleanBuildFolders(process.pid);
   try {
+    // Credentials and region are known now; the table, queue and endpoints only once the
+    // emulators run. Real AWS credentials from the shell are replaced: nothing local should
+    // ever be able to reach an account.
+    const awsEnv: Record<string, string> = {
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    };
+    const inherited = definedOnly(merged, ['AWS_SESSION_TOKEN', 'AWS_PROFILE']);
+
+    // serverless offline starts first and in parallel with the emulators: booting the CLI and
+    // bundling the handlers takes as long as the JVM. serverless-offline-env.js waits for the
+    // table/queue/endpoints on stdin before the functions are created.
+    // Own process group (detached), so Ctrl+C reaches only us and we stop things in order.
+    // stdin stays open until this process is gone, which also stops offline if we are killed.
+    const cli = require.resolve('serverless/bin/serverless.js');
+    const child = spawn(process.execPath, [cli, 'offline', 'start', '--stage', STAGE], {
+      cwd: ROOT,
+      env: {
+        ...inherited,
+        ...awsEnv,
+        HOST: host,
+        PORT: port,
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+        SLS_ESBUILD_WORK_FOLDER: buildFolder,
+        SLS_OFFLINE_ENV_FROM_STDIN: '1',
+        SLS_OFFLINE_EXIT_WITH_PARENT: '1',
+      },
+      detached: true,
+      stdio: ['pipe', 'inherit', 'inherit'],
+    });
+    offline = child;
+    offlineExit = new Promise<void>((done) => child.once('exit', () => done()));
+    child.once('exit', (code, signal) => {
+      if (!shuttingDown) void shutdown(code && code !== 0 ? code : 1, `serverless offline exited unexpectedly (${code ?? signal})`);
+    });
+    // EPIPE if offline died first: its exit handler above reports that.
+    child.stdin.on('error', () => undefined);
+
     // The emulators run in a child that stops them (and DynamoDB Local's JVM) as soon as its
     // stdin closes: even if this process is SIGKILLed (tsx does that to a child that does not
     // acknowledge a relayed signal within 30 ms), no emulator is left running.
@@ -192,50 +291,17 @@ async function main(): Promise<void> {
       deadLetterQueueName: `${service}-${STAGE}-dlq.fifo`,
       ...(visibilityTimeoutSec !== undefined ? { visibilityTimeoutSec } : {}),
     });
-
-    // What both the offline handlers and the in-process worker see. Real AWS credentials
-    // from the shell are replaced: nothing local should ever be able to reach an account.
     const localEnv: Record<string, string> = {
       TABLE_NAME: resources.tableName,
       QUEUE_URL: resources.queueUrl,
       DYNAMODB_ENDPOINT: dynamoEndpoint,
       SQS_ENDPOINT: sqsEndpoint,
-      AWS_REGION: region,
-      AWS_DEFAULT_REGION: region,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
     };
-    const { AWS_SESSION_TOKEN: _token, AWS_PROFILE: _profile, ...inherited } = definedOnly(merged);
-    const offlineEnv: Record<string, string> = {
-      ...inherited,
-      ...localEnv,
-      HOST: host,
-      PORT: port,
-      SLS_OFFLINE_ENV_OVERRIDES: OFFLINE_OVERRIDES.join(','),
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-      SLS_ESBUILD_WORK_FOLDER: buildFolder,
-      // serverless-offline-env.js then shuts offline down when its stdin (our pipe) closes.
-      SLS_OFFLINE_EXIT_WITH_PARENT: '1',
-    };
-
-    // Own process group (detached), so Ctrl+C reaches only us and we stop things in order.
-    // stdin is a pipe that only closes when this process is gone (see SLS_OFFLINE_EXIT_WITH_PARENT).
-    const cli = require.resolve('serverless/bin/serverless.js');
-    const child = spawn(process.execPath, [cli, 'offline', 'start', '--stage', STAGE], {
-      cwd: ROOT,
-      env: offlineEnv,
-      detached: true,
-      stdio: ['pipe', 'inherit', 'inherit'],
-    });
-    offline = child;
-    offlineExit = new Promise<void>((done) => child.once('exit', () => done()));
-    child.once('exit', (code, signal) => {
-      if (!shuttingDown) void shutdown(code && code !== 0 ? code : 1, `serverless offline exited unexpectedly (${code ?? signal})`);
-    });
+    child.stdin.write(`${JSON.stringify(localEnv)}\n`);
 
     // The worker runs here, so it needs the same environment before its module reads config().
-    for (const [key, value] of Object.entries(localEnv)) process.env[key] = value;
+    for (const [key, value] of Object.entries({ ...awsEnv, ...localEnv })) process.env[key] = value;
+    if (devWeChat) process.env.WECHAT_TOKEN = LOCAL_WECHAT_TOKEN;
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
     const worker = await import('../../functions/worker');
@@ -256,9 +322,9 @@ async function main(): Promise<void> {
     const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
     const url = `http://${clientHost}:${port}`;
     await waitForHttp(`${url}/health`, () => child.exitCode !== null || child.signalCode !== null, 120_000);
-    process.stdout.write(banner(cfg, url, emulators, resources, Date.now() - started));
+    if (!stopping()) process.stdout.write(banner(cfg, url, emulators, resources, Date.now() - started, devWeChat));
   } catch (err) {
-    if (shuttingDown) return;
+    if (stopping()) return;
     process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     await shutdown(1, 'start failed');
   }

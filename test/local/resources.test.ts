@@ -64,9 +64,9 @@ describe('createResources on dynalite + fauxqs', () => {
   });
 
   afterAll(async () => {
-    dynamo?.destroy();
-    sqs?.destroy();
-    await emulators?.stop();
+    dynamo.destroy();
+    sqs.destroy();
+    await emulators.stop();
   });
 
   it('creates the table with its keys, the pending GSI and on-demand billing', async () => {
@@ -121,7 +121,8 @@ describe('createResources on dynalite + fauxqs', () => {
   });
 });
 
-const withJava = javaOnPath() ? describe : describe.skip;
+// DynamoDB Local listens on every interface (no bind option); opt in with TEST_DYNAMODB_LOCAL=1.
+const withJava = javaOnPath() && process.env.TEST_DYNAMODB_LOCAL === '1' ? describe : describe.skip;
 withJava('createResources on DynamoDB Local', () => {
   let emulators: SpawnedEmulators;
 
@@ -130,7 +131,7 @@ withJava('createResources on DynamoDB Local', () => {
   });
 
   afterAll(async () => {
-    await emulators?.stop();
+    await emulators.stop();
   });
 
   it('turns TTL on for expiresAtSec, as CloudFormation does', async () => {
