@@ -41,13 +41,17 @@ interface DifyErrorBody {
   message: string;
 }
 
-async function readErrorBody(response: Response): Promise<DifyErrorBody> {
-  const text = await response.text().catch(() => '');
+/** Dify's error body from a response's text; text that is not a JSON object becomes the message. */
+function parseErrorBody(text: string): DifyErrorBody {
   const json = tryParseJson(text);
   if (isJsonObject(json)) {
     return { code: stringField(json, 'code') ?? '', message: stringField(json, 'message') ?? text };
   }
   return { code: '', message: text.slice(0, 500) };
+}
+
+async function readErrorBody(response: Response): Promise<DifyErrorBody> {
+  return parseErrorBody(await response.text().catch(() => ''));
 }
 
 /**
@@ -131,9 +135,7 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
       const json = tryParseJson(text);
       const id = isJsonObject(json) ? stringField(json, 'id') : undefined;
       if (!response.ok || id === undefined) {
-        const body = isJsonObject(json)
-          ? { code: stringField(json, 'code') ?? '', message: stringField(json, 'message') ?? text }
-          : { code: '', message: text.slice(0, 500) };
+        const body = parseErrorBody(text);
         throw new LlmCallError(classify(response.status, body.code, `file upload failed: ${body.message}`).event);
       }
       files.push({ type: 'image', transfer_method: 'local_file', upload_file_id: id });

@@ -7,6 +7,10 @@ import type { Job } from '../../lib/core/types';
 import { deduplicationId, messageGroupId, SqsJobQueue } from '../../lib/queue/jobs';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { startGateway, type Gateway } from '../support/gateway';
+import { until } from '../support/until';
+
+/** How often the tests look at the message records. */
+const POLL_MS = 50;
 
 function job(userId: string, msgKey: string, text: string): Job {
   return {
@@ -19,15 +23,6 @@ function job(userId: string, msgKey: string, text: string): Job {
     reply: { channel: 'wechat', accountId: 'gh_test' },
     arrivedAtMs: Date.now(),
   };
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('condition not met in time');
 }
 
 describe('worker on the FIFO queue', () => {
@@ -66,9 +61,9 @@ describe('worker on the FIFO queue', () => {
     await queue.enqueue(b1);
 
     // Act
-    await until(async () => (await gw.messages.get(b1, Date.now()))?.status === 'done', 5000);
+    await until(async () => (await gw.messages.get(b1, Date.now()))?.status === 'done', 5000, POLL_MS);
     const aWhileBlocked = await gw.messages.get(a2, Date.now());
-    await until(async () => (await gw.messages.get(a2, Date.now()))?.status === 'done', 20000);
+    await until(async () => (await gw.messages.get(a2, Date.now()))?.status === 'done', 20000, POLL_MS);
     const dead = await gw.stack.receiveAll(gw.stack.deadLetterQueueUrl);
 
     // Assert: B was not held up; A's second job waited for the broken one to leave.
@@ -83,7 +78,7 @@ describe('worker on the FIFO queue', () => {
     // Arrange
     const j = job('userC', 'c1', 'answer me once');
     await queue.enqueue(j);
-    await until(async () => (await gw.messages.get(j, Date.now()))?.status === 'done', 5000);
+    await until(async () => (await gw.messages.get(j, Date.now()))?.status === 'done', 5000, POLL_MS);
     const calls = llm.chatCalls;
     // Act: the same job again, past the FIFO dedup id (as after a visibility timeout).
     await gw.stack.sqs.send(
@@ -109,7 +104,7 @@ describe('worker on the FIFO queue', () => {
     // Act
     await queue.enqueue(first);
     await queue.enqueue(second);
-    await until(async () => (await gw.messages.get(second, Date.now()))?.status === 'done', 10000);
+    await until(async () => (await gw.messages.get(second, Date.now()))?.status === 'done', 10000, POLL_MS);
     llm.latencyMs = 0;
     // Assert: the model saw "one" before "two", and "two" had "one" in its history.
     const userD = llm.chatRequests.filter((r) => r.lastUserText === 'one' || r.lastUserText === 'two');

@@ -17,15 +17,26 @@
  * Knobs (`answer`, `mode`, `chunkDelayMs`, `latencyMs`, …) are plain mutable properties.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { setTimeout as delay } from 'node:timers/promises';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { tryParseJson } from '../../lib/llm/json';
+import {
+  closeServer,
+  isRecord,
+  listenLocal,
+  parseFormData,
+  pause,
+  pieces,
+  playBasicStep,
+  receive,
+  sendResponse,
+  serveWith,
+  type FakeBasicStep,
+  type FakeHttpResponse,
+  type FakeRecordedRequest,
+} from './fake-http';
 
 /** A canned HTTP response. `body`: a string is sent as-is, anything else as JSON. */
-export interface FakeDifyHttpResponse {
-  status: number;
-  headers?: Readonly<Record<string, string>>;
-  body: unknown;
-}
+export type FakeDifyHttpResponse = FakeHttpResponse;
 
 /** Which kind of Dify app the fake imitates (they stream different events). */
 export type FakeDifyMode = 'chat' | 'agent' | 'chatflow';
@@ -39,11 +50,7 @@ export type FakeDifyMode = 'chat' | 'agent' | 'chatflow';
  * - `raw`: send this SSE text verbatim (e.g. a recorded transcript), no conversation handling;
  * - `disconnect`: destroy the socket without answering.
  */
-export type FakeDifyStep =
-  | { kind: 'http'; response: FakeDifyHttpResponse }
-  | { kind: 'events'; events: readonly Readonly<Record<string, unknown>>[] }
-  | { kind: 'raw'; body: string }
-  | { kind: 'disconnect' };
+export type FakeDifyStep = FakeBasicStep | { kind: 'events'; events: readonly Readonly<Record<string, unknown>>[] };
 
 /** A chat-messages request as the fake received it. */
 export interface FakeDifyChatRequest {
@@ -77,12 +84,7 @@ export interface FakeDifyUpload {
 }
 
 /** Any request the fake received. */
-export interface FakeDifyRecordedRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+export type FakeDifyRecordedRequest = FakeRecordedRequest;
 
 /** Options of {@link startFakeDify}; each becomes a mutable property of the fake. */
 export interface FakeDifyOptions {
@@ -165,27 +167,6 @@ export const difySteps = {
   },
 } as const;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value;
-  } catch {
-    return undefined;
-  }
-}
-
-function pieces(text: string, size: number): string[] {
-  const chars = Array.from(text);
-  const step = Math.max(1, size);
-  const out: string[] = [];
-  for (let i = 0; i < chars.length; i += step) out.push(chars.slice(i, i + step).join(''));
-  return out;
-}
-
 /** A running fake Dify server. Create with {@link startFakeDify}. */
 export class FakeDify {
   /** Base URL including `/v1`, for `DIFY_BASE_URL` / `DifyConfig.baseUrl`. */
@@ -229,9 +210,7 @@ export class FakeDify {
     this.answerOnlyInWorkflowOutputs = opts.answerOnlyInWorkflowOutputs ?? false;
     this.conversationNotFoundCode = opts.conversationNotFoundCode ?? 'conversation_not_exists';
     this.script = [...(opts.script ?? [])];
-    server.on('request', (req, res) => {
-      this.handle(req, res).catch(() => res.destroy());
-    });
+    serveWith(server, (req, res) => this.handle(req, res));
   }
 
   /** Number of chat-messages calls received. */
@@ -267,25 +246,14 @@ export class FakeDify {
   /** Stops the server, dropping open connections and pending delays. */
   async close(): Promise<void> {
     this.closing.abort();
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-    const raw = Buffer.concat(chunks);
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    this.requests.push({ method: req.method ?? '', path, headers: req.headers, body: raw.toString('utf8') });
-
-    const gone = new AbortController();
-    res.on('close', () => gone.abort());
-    const signal = AbortSignal.any([gone.signal, this.closing.signal]);
+    const { raw, path, signal } = await receive(req, res, this.requests, this.closing.signal);
 
     if (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}`) {
-      send(res, { status: 401, body: { code: 'unauthorized', message: 'Access token is invalid', status: 401 } });
+      sendResponse(res, { status: 401, body: { code: 'unauthorized', message: 'Access token is invalid', status: 401 } });
       return;
     }
     const deleteMatch = /\/v1\/conversations\/([^/]+)$/.exec(path);
@@ -296,14 +264,14 @@ export class FakeDify {
     } else if (req.method === 'POST' && path.endsWith('/v1/files/upload')) {
       await this.upload(raw, req.headers, res);
     } else {
-      send(res, { status: 404, body: { code: 'not_found', message: 'The requested URL was not found on the server.', status: 404 } });
+      sendResponse(res, { status: 404, body: { code: 'not_found', message: 'The requested URL was not found on the server.', status: 404 } });
     }
   }
 
   private async chat(text: string, headers: IncomingHttpHeaders, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    const json = parseJson(text);
+    const json = tryParseJson(text);
     if (!isRecord(json)) {
-      send(res, { status: 400, body: { code: 'invalid_param', message: 'Invalid JSON body', status: 400 } });
+      sendResponse(res, { status: 400, body: { code: 'invalid_param', message: 'Invalid JSON body', status: 400 } });
       return;
     }
     const request: FakeDifyChatRequest = {
@@ -320,21 +288,9 @@ export class FakeDify {
     const step = this.script.shift();
     if (!(await pause(this.latencyMs, signal))) return;
 
-    if (step?.kind === 'disconnect') {
-      res.socket?.destroy();
-      return;
-    }
-    if (step?.kind === 'http') {
-      send(res, step.response);
-      return;
-    }
-    if (step?.kind === 'raw') {
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
-      res.end(step.body);
-      return;
-    }
+    if (playBasicStep(res, step, sendResponse)) return;
     if (request.user === '') {
-      send(res, { status: 400, body: { code: 'invalid_param', message: 'user is required', status: 400 } });
+      sendResponse(res, { status: 400, body: { code: 'invalid_param', message: 'user is required', status: 400 } });
       return;
     }
     let conversation: FakeDifyConversation;
@@ -346,7 +302,7 @@ export class FakeDify {
       const found = this.conversations.get(request.conversationId);
       // Dify scopes conversations by `user`: someone else's id is "not found" too.
       if (!found || found.user !== request.user) {
-        send(res, { status: 404, body: { code: this.conversationNotFoundCode, message: 'Conversation Not Exists.', status: 404 } });
+        sendResponse(res, { status: 404, body: { code: this.conversationNotFoundCode, message: 'Conversation Not Exists.', status: 404 } });
         return;
       }
       conversation = found;
@@ -421,11 +377,11 @@ export class FakeDify {
 
   private deleteConversation(id: string, text: string, res: ServerResponse): void {
     this.deleteCount++;
-    const json = parseJson(text);
+    const json = tryParseJson(text);
     const user = isRecord(json) && typeof json['user'] === 'string' ? json['user'] : '';
     const found = this.conversations.get(id);
     if (!found || found.user !== user) {
-      send(res, { status: 404, body: { code: 'not_found', message: 'Conversation Not Exists.', status: 404 } });
+      sendResponse(res, { status: 404, body: { code: 'not_found', message: 'Conversation Not Exists.', status: 404 } });
       return;
     }
     this.conversations.delete(id);
@@ -435,24 +391,17 @@ export class FakeDify {
   }
 
   private async upload(raw: Buffer, headers: IncomingHttpHeaders, res: ServerResponse): Promise<void> {
-    const form = await new Request('http://fake/upload', {
-      method: 'POST',
-      headers: { 'content-type': headers['content-type'] ?? '' },
-      body: raw,
-    })
-      // eslint-disable-next-line @typescript-eslint/no-deprecated -- a test fake with tiny bodies; undici's parser is the natural reference for what fetch sends
-      .formData()
-      .catch(() => undefined);
+    const form = await parseFormData(raw, headers['content-type']);
     const file = form?.get('file');
     const user = form?.get('user');
     if (!file || typeof file === 'string') {
-      send(res, { status: 400, body: { code: 'no_file_uploaded', message: 'Please upload your file.', status: 400 } });
+      sendResponse(res, { status: 400, body: { code: 'no_file_uploaded', message: 'Please upload your file.', status: 400 } });
       return;
     }
     const id = randomUUID();
     const bytes = new Uint8Array(await file.arrayBuffer());
     this.uploads.push({ id, user: typeof user === 'string' ? user : '', filename: file.name, mimeType: file.type, bytes });
-    send(res, {
+    sendResponse(res, {
       status: 201,
       body: {
         id,
@@ -467,35 +416,11 @@ export class FakeDify {
   }
 }
 
-async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return false;
-  if (ms <= 0) return true;
-  try {
-    await delay(ms, undefined, { signal });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function send(res: ServerResponse, response: FakeDifyHttpResponse): void {
-  if (res.destroyed) return;
-  const isText = typeof response.body === 'string';
-  res.writeHead(response.status, { 'content-type': isText ? 'text/plain; charset=utf-8' : 'application/json', ...response.headers });
-  res.end(typeof response.body === 'string' ? response.body : JSON.stringify(response.body));
-}
-
 /**
  * Starts a fake Dify server on 127.0.0.1 (random port).
  * Always `await fake.close()` (e.g. in `afterEach`): it closes every connection.
  */
 export async function startFakeDify(opts: FakeDifyOptions = {}): Promise<FakeDify> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('fake Dify server has no TCP address');
-  return new FakeDify(server, `http://127.0.0.1:${address.port}/v1`, opts);
+  const { server, port } = await listenLocal('fake Dify server has no TCP address');
+  return new FakeDify(server, `http://127.0.0.1:${port}/v1`, opts);
 }

@@ -19,9 +19,10 @@
  * accepts a send and reports it `failed` afterwards (131047 often arrives that way).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { sampleStatusWebhook, signedHeaders } from '../../lib/channels/whatsapp/samples';
+import { closeServer, isRecord, listenLocal, pathOf, readBody, serveWith } from './fake-http';
 
 /** A Graph error to answer with. */
 export interface GraphFault {
@@ -98,10 +99,6 @@ export interface FakeGraphOptions {
   latencyMs?: number;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function str(obj: Record<string, unknown> | undefined, name: string): string | undefined {
   const v = obj?.[name];
   return typeof v === 'string' ? v : undefined;
@@ -166,9 +163,7 @@ export class FakeGraph {
     this.baseUrl = baseUrl;
     this.accessToken = opts.accessToken ?? 'test-access-token';
     this.latencyMs = opts.latencyMs ?? 0;
-    server.on('request', (req, res) => {
-      this.handle(req, res).catch(() => res.destroy());
-    });
+    serveWith(server, (req, res) => this.handle(req, res));
   }
 
   /** Accepted sends (text and template), in order. */
@@ -232,17 +227,12 @@ export class FakeGraph {
   async close(): Promise<void> {
     this.closing.abort();
     await this.settle().catch(() => undefined);
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const raw = (await readBody(req)).toString('utf8');
+    const path = pathOf(req);
     const atMs = Date.now();
     this.requests.push({ method: req.method ?? '', path, headers: req.headers, atMs });
     if (this.latencyMs > 0) {
@@ -383,12 +373,6 @@ export class FakeGraph {
  * Always `await graph.close()` (e.g. in `afterAll`).
  */
 export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeGraph> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('fake Graph server has no TCP address');
-  return new FakeGraph(server, `http://127.0.0.1:${address.port}`, opts);
+  const { server, port } = await listenLocal('fake Graph server has no TCP address');
+  return new FakeGraph(server, `http://127.0.0.1:${port}`, opts);
 }

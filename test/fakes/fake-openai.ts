@@ -14,15 +14,25 @@
  * Knobs (`answer`, `chunkDelayMs`, `latencyMs`, …) are plain mutable properties: change them mid-test.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { setTimeout as delay } from 'node:timers/promises';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { tryParseJson } from '../../lib/llm/json';
+import {
+  closeServer,
+  isRecord,
+  listenLocal,
+  parseFormData,
+  pause,
+  pieces,
+  playBasicStep,
+  receive,
+  sendResponse,
+  serveWith,
+  type FakeBasicStep,
+  type FakeHttpResponse,
+  type FakeRecordedRequest,
+} from './fake-http';
 
-/** A canned HTTP response. `body`: a string is sent as-is, anything else as JSON. */
-export interface FakeHttpResponse {
-  status: number;
-  headers?: Readonly<Record<string, string>>;
-  body: unknown;
-}
+export type { FakeHttpResponse, FakeRecordedRequest } from './fake-http';
 
 /** One tool call the fake model makes. */
 export interface FakeToolCall {
@@ -43,11 +53,9 @@ export interface FakeToolCall {
  * - `disconnect`: destroy the socket without answering (a network error).
  */
 export type FakeOpenAiStep =
-  | { kind: 'http'; response: FakeHttpResponse }
+  | FakeBasicStep
   | { kind: 'text'; text: string; finishReason?: string; dropAfterChunks?: number }
-  | { kind: 'toolCalls'; calls: readonly FakeToolCall[] }
-  | { kind: 'raw'; body: string }
-  | { kind: 'disconnect' };
+  | { kind: 'toolCalls'; calls: readonly FakeToolCall[] };
 
 /** One chat message as the fake received it. */
 export interface FakeChatMessage {
@@ -83,15 +91,6 @@ export interface FakeTranscriptionRequest {
   mimeType: string;
   bytes: Uint8Array;
   headers: IncomingHttpHeaders;
-}
-
-/** Any request the fake received. */
-export interface FakeRecordedRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  /** The raw body (UTF-8 decoded). */
-  body: string;
 }
 
 /** Options of {@link startFakeOpenAi}; each becomes a mutable property of the fake. */
@@ -189,19 +188,6 @@ export function callToolsOnce(...calls: FakeToolCall[]): (request: FakeChatReque
   return (request) => (request.messages[request.messages.length - 1]?.role === 'user' ? calls : undefined);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value;
-  } catch {
-    return undefined;
-  }
-}
-
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
@@ -237,14 +223,6 @@ function toChatRequest(body: Record<string, unknown>, headers: IncomingHttpHeade
     body,
     headers,
   };
-}
-
-/** Splits into pieces of `size` code points (never inside a surrogate pair). */
-function pieces(text: string, size: number): string[] {
-  const chars = Array.from(text);
-  const out: string[] = [];
-  for (let i = 0; i < chars.length; i += Math.max(1, size)) out.push(chars.slice(i, i + Math.max(1, size)).join(''));
-  return out;
 }
 
 /** A running fake OpenAI server. Create with {@link startFakeOpenAi}. */
@@ -286,9 +264,7 @@ export class FakeOpenAi {
     this.transcriptionText = opts.transcriptionText ?? 'fake transcription';
     this.script = [...(opts.script ?? [])];
     this.transcriptionScript = [...(opts.transcriptionScript ?? [])];
-    server.on('request', (req, res) => {
-      this.handle(req, res).catch(() => res.destroy());
-    });
+    serveWith(server, (req, res) => this.handle(req, res));
   }
 
   /** Number of chat-completions calls received. */
@@ -317,23 +293,11 @@ export class FakeOpenAi {
   /** Stops the server, dropping open connections and pending delays. */
   async close(): Promise<void> {
     this.closing.abort();
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-    const raw = Buffer.concat(chunks);
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    this.requests.push({ method: req.method ?? '', path, headers: req.headers, body: raw.toString('utf8') });
-
-    // Stop writing when either side goes away.
-    const gone = new AbortController();
-    res.on('close', () => gone.abort());
-    const signal = AbortSignal.any([gone.signal, this.closing.signal]);
+    const { raw, path, signal } = await receive(req, res, this.requests, this.closing.signal);
 
     if (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}`) {
       send(res, {
@@ -352,7 +316,7 @@ export class FakeOpenAi {
   }
 
   private async chat(text: string, headers: IncomingHttpHeaders, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    const json = parseJson(text);
+    const json = tryParseJson(text);
     if (!isRecord(json)) {
       send(res, { status: 400, body: { error: { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error', param: null, code: null } } });
       return;
@@ -362,19 +326,7 @@ export class FakeOpenAi {
     const step: FakeOpenAiStep = this.script.shift() ?? this.defaultStep(request);
     if (!(await pause(this.latencyMs, signal))) return;
 
-    if (step.kind === 'disconnect') {
-      res.socket?.destroy();
-      return;
-    }
-    if (step.kind === 'http') {
-      send(res, step.response);
-      return;
-    }
-    if (step.kind === 'raw') {
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
-      res.end(step.body);
-      return;
-    }
+    if (playBasicStep(res, step, send)) return;
     const id = `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
     const created = Math.floor(Date.now() / 1000);
     const envelope = (choices: unknown[], usage: unknown = null): Record<string, unknown> => ({
@@ -458,15 +410,7 @@ export class FakeOpenAi {
   }
 
   private async transcription(raw: Buffer, headers: IncomingHttpHeaders, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    // Node's fetch Request parses multipart/form-data for us.
-    const form = await new Request('http://fake/upload', {
-      method: 'POST',
-      headers: { 'content-type': headers['content-type'] ?? '' },
-      body: raw,
-    })
-      // eslint-disable-next-line @typescript-eslint/no-deprecated -- a test fake with tiny bodies; undici's parser is the natural reference for what fetch sends
-      .formData()
-      .catch(() => undefined);
+    const form = await parseFormData(raw, headers['content-type']);
     const file = form?.get('file');
     const model = form?.get('model');
     if (!form || !file || typeof file === 'string') {
@@ -486,28 +430,8 @@ export class FakeOpenAi {
   }
 }
 
-/** Waits `ms` unless aborted; returns false when aborted (the caller should stop). */
-async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return false;
-  if (ms <= 0) return true;
-  try {
-    await delay(ms, undefined, { signal });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function send(res: ServerResponse, response: FakeHttpResponse): void {
-  if (res.destroyed) return;
-  const isText = typeof response.body === 'string';
-  const body = typeof response.body === 'string' ? response.body : JSON.stringify(response.body);
-  res.writeHead(response.status, {
-    'content-type': isText ? 'text/plain; charset=utf-8' : 'application/json',
-    'x-request-id': `req_${randomUUID().replace(/-/g, '')}`,
-    ...response.headers,
-  });
-  res.end(body);
+  sendResponse(res, response, { 'x-request-id': `req_${randomUUID().replace(/-/g, '')}` });
 }
 
 /**
@@ -515,12 +439,6 @@ function send(res: ServerResponse, response: FakeHttpResponse): void {
  * Always `await fake.close()` (e.g. in `afterEach`): it closes every connection.
  */
 export async function startFakeOpenAi(opts: FakeOpenAiOptions = {}): Promise<FakeOpenAi> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('fake OpenAI server has no TCP address');
-  return new FakeOpenAi(server, `http://127.0.0.1:${address.port}/v1`, opts);
+  const { server, port } = await listenLocal('fake OpenAI server has no TCP address');
+  return new FakeOpenAi(server, `http://127.0.0.1:${port}/v1`, opts);
 }

@@ -16,7 +16,8 @@
  * here from the rule in protocols.md, independently of the gateway's validator.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeServer, listenLocal, readBody } from './fake-http';
 
 /** Settings of the fake. */
 export interface FakeTwilioOptions {
@@ -153,12 +154,6 @@ export function parseTwiml(xml: string): Verb[] {
 }
 
 const VERBS = new Set(['Say', 'Pause', 'Gather', 'Redirect', 'Hangup', 'Message']);
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks);
-}
 
 function sid(prefix: string): string {
   return `${prefix}${randomBytes(16).toString('hex')}`;
@@ -374,10 +369,7 @@ export class FakeTwilio {
   /** Waits for status callbacks in flight, then stops the server. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.pending]);
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeServer(this.server);
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -482,12 +474,6 @@ export class FakeTwilio {
 
 /** Starts the fake on 127.0.0.1 (random port). Always `await fake.close()`. */
 export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('fake Twilio has no TCP address');
-  return new FakeTwilio(server, address.port, opts);
+  const { server, port } = await listenLocal('fake Twilio has no TCP address');
+  return new FakeTwilio(server, port, opts);
 }

@@ -26,9 +26,9 @@
  * Knobs (`latencyMs`, `tokenTtlSec`, `renewWindowSec`, `overlapMs`) are plain mutable properties.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
+import { closeServer, isRecord, listenLocal, readBody } from './fake-http';
 
 /** The endpoints of the fake, named by their path after `/cgi-bin/`. */
 export type FakeWeChatEndpoint = 'token' | 'stable_token' | 'message/custom/send' | 'message/custom/typing' | 'media/get';
@@ -130,22 +130,9 @@ const DEFAULT_ERRMSG: Readonly<Record<number, string>> = {
   48001: 'api unauthorized',
 };
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function endpointOf(pathname: string): FakeWeChatEndpoint | 'unknown' {
   const rest = pathname.startsWith('/cgi-bin/') ? pathname.slice('/cgi-bin/'.length) : '';
   return ENDPOINTS.find((e) => e === rest) ?? 'unknown';
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 function parseJson(text: string): Record<string, unknown> | undefined {
@@ -265,17 +252,14 @@ export class FakeWeChatApi {
 
   /** Stops the server (drops keep-alive connections). */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeServer(this.server);
   }
 
   /** @internal the request handler */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.baseUrl);
     const endpoint = endpointOf(url.pathname);
-    const body = await readBody(req);
+    const body = (await readBody(req)).toString('utf8');
     const query = Object.fromEntries(url.searchParams.entries());
     this.requests.push({ endpoint, method: req.method ?? 'GET', query, body });
     if (endpoint === 'unknown') {
@@ -470,7 +454,7 @@ export class FakeWeChatApi {
 /** Starts a fake WeChat API on 127.0.0.1 (random port). Call `close()` in `afterAll`. */
 export async function startFakeWeChatApi(opts: FakeWeChatApiOptions = {}): Promise<FakeWeChatApi> {
   const holder: { fake?: FakeWeChatApi } = {};
-  const server = createServer((req, res) => {
+  const { server, port } = await listenLocal('fake WeChat API did not report its port', (req, res) => {
     const fake = holder.fake;
     if (!fake) {
       res.writeHead(503).end();
@@ -481,13 +465,7 @@ export async function startFakeWeChatApi(opts: FakeWeChatApiOptions = {}): Promi
       res.end(String(err));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address: AddressInfo | string | null = server.address();
-  if (address === null || typeof address === 'string') throw new Error('fake WeChat API did not report its port');
-  const fake = new FakeWeChatApi(server, address.port, opts);
+  const fake = new FakeWeChatApi(server, port, opts);
   holder.fake = fake;
   return fake;
 }

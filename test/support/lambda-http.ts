@@ -3,9 +3,8 @@
  * each request turned into the event Lambda would get and handed to the very handler
  * the function exports. Vendors' fakes talk to it over the network, with timeouts.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { closeServer, listenLocal, readBody } from '../fakes/fake-http';
 
 /** A Lambda HTTP handler. */
 export type HttpHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -14,12 +13,6 @@ export type HttpHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayP
 export interface LambdaHttp {
   url: string;
   close(): Promise<void>;
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks);
 }
 
 /** Builds the API Gateway v2 event for a request. */
@@ -53,7 +46,7 @@ export function toEvent(method: string, rawUrl: string, headers: Record<string, 
 
 /** Serves `routes` (path → handler) on 127.0.0.1 at a random port. */
 export async function serveLambdas(routes: Record<string, HttpHandler>): Promise<LambdaHttp> {
-  const server: Server = createServer((req, res) => {
+  const { server, port } = await listenLocal('no address', (req, res) => {
     void (async () => {
       const body = await readBody(req);
       const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
@@ -76,16 +69,8 @@ export async function serveLambdas(routes: Record<string, HttpHandler>): Promise
       if (!res.headersSent) res.writeHead(502).end(String(err));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  const port = (address satisfies AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }

@@ -1,11 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseForm } from '../../../lib/channels/twilio/form';
 import { publicUrl, verifyTwilioSignature } from '../../../lib/channels/twilio/signature';
-
-// The shared vectors live beside the repository: <repo>/../shared/vectors/twilio.json.
-const VECTORS_PATH = path.join(path.resolve(__dirname, '../../..'), '..', 'shared', 'vectors', 'twilio.json');
+import { readVectors } from '../../support/vectors';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -21,7 +17,7 @@ function stringRecord(value: unknown): Record<string, string> {
   return out;
 }
 
-const vectors: unknown = JSON.parse(readFileSync(VECTORS_PATH, 'utf8'));
+const vectors = readVectors('twilio.json');
 if (!isRecord(vectors) || typeof vectors.auth_token !== 'string' || !Array.isArray(vectors.cases)) throw new Error('unexpected vector file');
 const AUTH_TOKEN = vectors.auth_token;
 const PARAMS = stringRecord(vectors.params);

@@ -7,6 +7,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { WeChatApi, WeChatApiError, apiErrorFor, filenameFromDisposition } from '../../../lib/channels/wechat/api';
 import { AccessTokenProvider, WeChatTokenError } from '../../../lib/channels/wechat/token';
 import { startFakeWeChatApi, type FakeWeChatApi } from '../../fakes/fake-wechat-api';
+import { caught } from '../../support/caught';
 import { startTestStack, type TestStack } from '../../support/stack';
 
 let stack: TestStack;
@@ -44,15 +45,6 @@ function client(fake: FakeWeChatApi, apiBase = fake.baseUrl): WeChatApi {
     pollMs: 20,
   });
   return new WeChatApi({ apiBase, tokens, timeoutMs: 2000 });
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function apiError(promise: Promise<unknown>): Promise<WeChatApiError> {

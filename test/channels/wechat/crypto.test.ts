@@ -1,6 +1,4 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import {
   WeChatCryptoError,
   aesKeyFromEncodingAesKey,
@@ -14,21 +12,9 @@ import {
 } from '../../../lib/channels/wechat/crypto';
 import { verifyMsgSignature } from '../../../lib/channels/wechat/signature';
 import { parseEncryptedEnvelope, parseInbound } from '../../../lib/channels/wechat/xml';
+import { readVectors, vectorField as field, vectorSection } from '../../support/vectors';
 
-// The shared vectors live beside the repository: <repo>/../shared/vectors/wechat.json.
-const REPO_ROOT = path.resolve(__dirname, '../../..');
-const VECTORS_PATH = path.join(REPO_ROOT, '..', 'shared', 'vectors', 'wechat.json');
-
-function field(obj: unknown, key: string): string {
-  if (typeof obj !== 'object' || obj === null || !(key in obj)) throw new Error(`vector lacks ${key}`);
-  const value: unknown = Reflect.get(obj, key);
-  if (typeof value !== 'string') throw new Error(`vector ${key} is not a string`);
-  return value;
-}
-
-const vectors: unknown = JSON.parse(readFileSync(VECTORS_PATH, 'utf8'));
-const safe: unknown =
-  typeof vectors === 'object' && vectors !== null ? Reflect.get(vectors, 'safe_mode_decrypt') : undefined;
+const safe = vectorSection(readVectors('wechat.json'), 'safe_mode_decrypt');
 
 const V = {
   token: field(safe, 'token'),

@@ -10,20 +10,12 @@ import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { startFakeWeChatApi, type FakeWeChatApi } from '../../fakes/fake-wechat-api';
 import { WeChatPlatform, nextMsgId, replyContent } from '../../fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
+import { until } from '../../support/until';
 
 const APP_ID = 'wxfake0000000001';
 const APP_SECRET = 'fake-secret';
-/** Scaled: the ingress waits 0.8 s (4 s in production), the push takes over 0.3 s later. */
-const CS_WAIT_MS = 800;
-
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('condition not met in time');
-}
+/** Scaled: the ingress waits 1.5 s (4 s in production), the push takes over 0.3 s later. */
+const CS_WAIT_MS = 1500;
 
 describe('WeChat customer-service mode', () => {
   let llm: FakeOpenAi;

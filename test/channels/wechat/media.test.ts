@@ -11,6 +11,7 @@ import { WeChatApi, WeChatApiError, type WeChatMediaFile } from '../../../lib/ch
 import { fetchWeChatImage, fetchWeChatMedia, fetchWeChatVoice, type MediaSource } from '../../../lib/channels/wechat/media';
 import type { AccessTokenSource } from '../../../lib/channels/wechat/token';
 import { startFakeWeChatApi } from '../../fakes/fake-wechat-api';
+import { caught } from '../../support/caught';
 
 const amr = new Uint8Array(readFileSync(join(__dirname, '..', '..', 'fixtures', 'audio', 'hello.amr')));
 
@@ -23,15 +24,6 @@ function source(file: Partial<WeChatMediaFile> & { bytes: Uint8Array }): MediaSo
       return Promise.resolve({ contentType: 'application/octet-stream', filename: undefined, ...file });
     },
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('fetchWeChatVoice', () => {
@@ -65,13 +57,13 @@ describe('fetchWeChatVoice', () => {
     ['Speex', new TextEncoder().encode('Speex   1.2rc1'), 'unsupported_format'],
     ['unknown bytes', new Uint8Array([1, 2, 3, 4]), 'unsupported_format'],
   ])('refuses %s with a typed AudioDecodeError', async (_name, bytes, code) => {
-    const err = await rejection(fetchWeChatVoice(source({ bytes }), 'X'));
+    const err = await caught(fetchWeChatVoice(source({ bytes }), 'X'));
     expect(err).toBeInstanceOf(AudioDecodeError);
     expect(err instanceof AudioDecodeError && err.code).toBe(code);
   });
 
   it('refuses a JSON answer without errcode (a video URL)', async () => {
-    const err = await rejection(fetchWeChatVoice(source({ bytes: new TextEncoder().encode('{"video_url":"x"}'), contentType: 'application/json' }), 'V'));
+    const err = await caught(fetchWeChatVoice(source({ bytes: new TextEncoder().encode('{"video_url":"x"}'), contentType: 'application/json' }), 'V'));
     expect(err).toBeInstanceOf(WeChatApiError);
     expect(err instanceof WeChatApiError && err.retryable).toBe(false);
   });
@@ -118,7 +110,7 @@ describe('against the fake WeChat API', () => {
       expect(media.mimeType).toBe('audio/wav');
       expect(readWavInfo(media.bytes)?.sampleRate).toBe(8000);
 
-      const err = await rejection(fetchWeChatVoice(api, 'EXPIRED_MEDIA'));
+      const err = await caught(fetchWeChatVoice(api, 'EXPIRED_MEDIA'));
       expect(err).toBeInstanceOf(WeChatApiError);
       expect(err instanceof WeChatApiError && err.errcode).toBe(40007);
       expect(calls).toBe(2);

@@ -1,14 +1,13 @@
 /**
  * WeChat message types, events, safe mode and bad input, through the real handler.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { aesKeyFromEncodingAesKey, decryptAndCheck } from '../../../lib/channels/wechat/crypto';
 import { verifyMsgSignature, wechatSignature } from '../../../lib/channels/wechat/signature';
 import { cdata } from '../../../lib/channels/wechat/xml';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { WeChatPlatform, nextMsgId, replyContent } from '../../fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
+import { readVectors, vectorField, vectorSection } from '../../support/vectors';
 
 const TOKEN = 'spamtest';
 const APP_ID = 'wx2c2769f8efd9abc2';
@@ -166,11 +165,11 @@ describe('WeChat message types and safe mode', () => {
 
   it('answers the official Tencent sample request (vector) through the handler', async () => {
     // Arrange: the exact request from ../shared/vectors/wechat.json.
-    const vectors: unknown = JSON.parse(readFileSync(join(__dirname, '../../../../shared/vectors/wechat.json'), 'utf8'));
-    const v = typeof vectors === 'object' && vectors !== null && 'safe_mode_decrypt' in vectors ? vectors.safe_mode_decrypt : undefined;
-    if (typeof v !== 'object' || v === null || !('encrypt' in v) || !('timestamp' in v) || !('nonce' in v) || !('msg_signature' in v)) throw new Error('vector missing');
-    const { encrypt, timestamp, nonce, msg_signature: msgSignature } = v;
-    if (typeof encrypt !== 'string' || typeof timestamp !== 'string' || typeof nonce !== 'string' || typeof msgSignature !== 'string') throw new Error('vector malformed');
+    const v = vectorSection(readVectors('wechat.json'), 'safe_mode_decrypt');
+    const encrypt = vectorField(v, 'encrypt');
+    const timestamp = vectorField(v, 'timestamp');
+    const nonce = vectorField(v, 'nonce');
+    const msgSignature = vectorField(v, 'msg_signature');
     const query = new URLSearchParams({ signature: wechatSignature([TOKEN, timestamp, nonce]), timestamp, nonce, encrypt_type: 'aes', msg_signature: msgSignature });
     // Act
     const res = await fetch(`${gw.http.url}/wechat?${query.toString()}`, {

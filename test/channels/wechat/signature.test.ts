@@ -1,33 +1,15 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import {
   constantTimeEqualStrings,
   verifyMsgSignature,
   verifySignature,
   wechatSignature,
 } from '../../../lib/channels/wechat/signature';
+import { readVectors, vectorField as field, vectorSection } from '../../support/vectors';
 
-// The shared vectors live beside the repository: <repo>/../shared/vectors/wechat.json.
-const REPO_ROOT = path.resolve(__dirname, '../../..');
-const VECTORS_PATH = path.join(REPO_ROOT, '..', 'shared', 'vectors', 'wechat.json');
-
-/** Reads `obj[key]` as a string, failing the test when the vector file has another shape. */
-function field(obj: unknown, key: string): string {
-  if (typeof obj !== 'object' || obj === null || !(key in obj)) throw new Error(`vector lacks ${key}`);
-  const value: unknown = Reflect.get(obj, key);
-  if (typeof value !== 'string') throw new Error(`vector ${key} is not a string`);
-  return value;
-}
-
-function section(obj: unknown, key: string): unknown {
-  if (typeof obj !== 'object' || obj === null || !(key in obj)) throw new Error(`vector lacks ${key}`);
-  return Reflect.get(obj, key);
-}
-
-const vectors: unknown = JSON.parse(readFileSync(VECTORS_PATH, 'utf8'));
-const plain = section(vectors, 'plain_signature');
-const safe = section(vectors, 'safe_mode_decrypt');
+const vectors = readVectors('wechat.json');
+const plain = vectorSection(vectors, 'plain_signature');
+const safe = vectorSection(vectors, 'safe_mode_decrypt');
 
 describe('wechatSignature', () => {
   it('matches the official plain-signature vector', () => {

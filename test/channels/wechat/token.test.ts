@@ -7,6 +7,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dyn
 import { AccessTokenProvider, WeChatTokenError, tokenErrorFor, type AccessTokenProviderOptions } from '../../../lib/channels/wechat/token';
 import { systemClock, type Clock } from '../../../lib/core/types';
 import { startFakeWeChatApi, type FakeWeChatApi, type FakeWeChatApiOptions } from '../../fakes/fake-wechat-api';
+import { caught } from '../../support/caught';
 import { startTestStack, type TestStack } from '../../support/stack';
 
 let stack: TestStack;
@@ -57,15 +58,6 @@ function movableClock(): Clock & { advance(ms: number): void } {
       offset += ms;
     },
   };
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 function isTokenError(err: unknown): err is WeChatTokenError {

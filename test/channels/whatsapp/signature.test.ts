@@ -1,10 +1,5 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { signMetaBody, verifyMetaSignature, verifyTokenMatches } from '../../../lib/channels/whatsapp/signature';
-
-// The shared vectors live beside the repository: <repo>/../shared/vectors/meta.json.
-const REPO_ROOT = path.resolve(__dirname, '../../..');
-const VECTORS_PATH = path.join(REPO_ROOT, '..', 'shared', 'vectors', 'meta.json');
+import { readVectors } from '../../support/vectors';
 
 interface MetaCase {
   body: string;
@@ -18,7 +13,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** Reads the vectors file, failing the test when it has another shape. */
 function loadVectors(): { appSecret: string; cases: MetaCase[] } {
-  const parsed: unknown = JSON.parse(readFileSync(VECTORS_PATH, 'utf8'));
+  const parsed = readVectors('meta.json');
   if (!isRecord(parsed) || typeof parsed.app_secret !== 'string' || !Array.isArray(parsed.cases)) throw new Error('unexpected meta.json shape');
   const cases: MetaCase[] = parsed.cases.map((c: unknown) => {
     if (!isRecord(c) || typeof c.body !== 'string' || typeof c.header !== 'string') throw new Error('unexpected case shape');
