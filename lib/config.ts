@@ -186,6 +186,12 @@ function channelSecrets(env: Env, channel: string, required: readonly string[], 
   return true;
 }
 
+function transcriptionModel(env: Env): string {
+  const raw = str(env, 'OPENAI_TRANSCRIPTION_MODEL');
+  if (raw.toLowerCase() === 'none') return '';
+  return raw || 'whisper-1';
+}
+
 function loadLlm(env: Env): LlmConfig {
   const explicit = str(env, 'LLM_PROVIDER').toLowerCase();
   let provider: LlmProviderName;
@@ -212,7 +218,8 @@ function loadLlm(env: Env): LlmConfig {
             baseUrl: url(env, 'OPENAI_BASE_URL', 'https://api.openai.com/v1'),
             model: str(env, 'OPENAI_MODEL') || 'gpt-4o-mini',
             vision: bool(env, 'OPENAI_VISION'),
-            transcriptionModel: str(env, 'OPENAI_TRANSCRIPTION_MODEL', 'whisper-1'),
+            // Empty (as serverless.yml passes an unset variable) means the default; `none` disables.
+            transcriptionModel: transcriptionModel(env),
             maxRetries: int(env, 'OPENAI_MAX_RETRIES', 3, 0, 10),
           },
     dify: difyKey === '' ? undefined : { apiKey: difyKey, baseUrl: url(env, 'DIFY_BASE_URL', 'https://api.dify.ai/v1') },
@@ -267,8 +274,13 @@ function loadWeChat(env: Env): WeChatConfig | undefined {
   if (encodingAesKey !== '' && appId === '') {
     throw new ConfigError('WECHAT_ENCODING_AES_KEY is set but WECHAT_APP_ID is missing (safe mode checks the appid)');
   }
-  if ((appId === '') !== (appSecret === '') && appSecret !== '') {
-    throw new ConfigError('WECHAT_APP_SECRET is set but WECHAT_APP_ID is missing');
+  if (appId === '' && appSecret !== '') throw new ConfigError('WECHAT_APP_SECRET is set but WECHAT_APP_ID is missing');
+  if (appId !== '' && appSecret === '' && encodingAesKey === '') {
+    // An AppID alone serves nothing: media, tokens and customer-service messages need the secret.
+    throw new ConfigError('WECHAT_APP_ID is set but WECHAT_APP_SECRET is missing');
+  }
+  if (str(env, 'WECHAT_ENCODING_AES_KEY_PREVIOUS') !== '' && encodingAesKey === '') {
+    throw new ConfigError('WECHAT_ENCODING_AES_KEY_PREVIOUS is set but WECHAT_ENCODING_AES_KEY (the current key) is missing');
   }
   if (replyModeRaw === 'customer_service' && (appId === '' || appSecret === '')) {
     throw new ConfigError('WECHAT_REPLY_MODE=customer_service needs WECHAT_APP_ID and WECHAT_APP_SECRET');
@@ -347,6 +359,18 @@ function loadTwilio(env: Env): TwilioConfig | undefined {
   };
 }
 
+/**
+ * One spelling per user id, so ALLOWED_USERS matches however a channel writes it: phone
+ * numbers (`+1 (555) 123-4567`, `whatsapp:+15551234567`, WhatsApp's bare `15551234567`)
+ * become `+15551234567`; other ids (WeChat OpenIDs) are kept as they are.
+ */
+export function normaliseUserId(raw: string): string {
+  const trimmed = raw.trim();
+  const bare = trimmed.replace(/^whatsapp:/i, '');
+  if (/^\+?[\d\s().-]{6,}$/.test(bare)) return `+${bare.replace(/\D/g, '')}`;
+  return trimmed;
+}
+
 /** Validates `env` into an {@link AppConfig}; throws {@link ConfigError} naming the variable. */
 export function loadConfig(env: Env): AppConfig {
   const publicBaseUrl = str(env, 'PUBLIC_BASE_URL');
@@ -369,7 +393,7 @@ export function loadConfig(env: Env): AppConfig {
     allowedUsers: new Set(
       str(env, 'ALLOWED_USERS')
         .split(',')
-        .map((entry) => entry.trim())
+        .map(normaliseUserId)
         .filter((entry) => entry !== ''),
     ),
     publicBaseUrl: publicBaseUrl === '' ? '' : url(env, 'PUBLIC_BASE_URL', publicBaseUrl),

@@ -55,14 +55,21 @@ describe('loadConfig', () => {
     [{ WECHAT_TOKEN: 't', WECHAT_REPLY_MODE: 'customer_service' }, /WECHAT_APP_ID/],
     [{ WECHAT_TOKEN: 't', WECHAT_MENU_PROMPTS: '[1]' }, /WECHAT_MENU_PROMPTS/],
     [{ HISTORY_TURNS: 'ten' }, /HISTORY_TURNS/],
+    [{ WECHAT_TOKEN: 't', WECHAT_APP_ID: 'wx1' }, /WECHAT_APP_SECRET/],
+    [{ WECHAT_TOKEN: 't', WECHAT_ENCODING_AES_KEY_PREVIOUS: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG' }, /WECHAT_ENCODING_AES_KEY /],
     [{ OPENAI_API_KEY: 'sk', OPENAI_BASE_URL: 'ftp://x' }, /OPENAI_BASE_URL/],
   ])('rejects partial or malformed settings %#, naming the variable', (env, pattern) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(pattern);
   });
 
-  it('parses ALLOWED_USERS as a trimmed set', () => {
-    expect([...loadConfig({ ALLOWED_USERS: ' +1555 , oUser ,, ' }).allowedUsers]).toEqual(['+1555', 'oUser']);
+  it('parses ALLOWED_USERS as a trimmed set with phone numbers in one spelling', () => {
+    expect([...loadConfig({ ALLOWED_USERS: ' +1 555 0100 , oUser ,, whatsapp:+15550199' }).allowedUsers]).toEqual(['+15550100', 'oUser', '+15550199']);
+  });
+
+  it('defaults the transcription model when the variable is empty, and disables it with none', () => {
+    expect(loadConfig({ OPENAI_API_KEY: 'sk', OPENAI_TRANSCRIPTION_MODEL: '' }).llm.openai?.transcriptionModel).toBe('whisper-1');
+    expect(loadConfig({ OPENAI_API_KEY: 'sk', OPENAI_TRANSCRIPTION_MODEL: 'none' }).llm.openai?.transcriptionModel).toBe('');
   });
 
   it('parses menu prompts', () => {

@@ -40,6 +40,10 @@ export function parseQuery(raw: string): Record<string, string> {
   return out;
 }
 
+function gatewayTime(timeEpoch: number, handlerMs: number): number {
+  return Number.isFinite(timeEpoch) && timeEpoch <= handlerMs && handlerMs - timeEpoch < 30_000 ? timeEpoch : handlerMs;
+}
+
 /** API Gateway HTTP API (payload 2.0) event → {@link HttpRequest}. */
 export function fromApiGateway(event: APIGatewayProxyEventV2, receivedAtMs: number): HttpRequest {
   const headers: Record<string, string> = {};
@@ -54,7 +58,9 @@ export function fromApiGateway(event: APIGatewayProxyEventV2, receivedAtMs: numb
     query: parseQuery(event.rawQueryString),
     headers,
     body: event.isBase64Encoded ? Buffer.from(rawBody, 'base64') : Buffer.from(rawBody, 'utf8'),
-    receivedAtMs,
+    // Deadlines count from when API Gateway got the request (it includes a cold start),
+    // not from when the handler ran; a clock far off is ignored.
+    receivedAtMs: gatewayTime(event.requestContext.timeEpoch, receivedAtMs),
   };
 }
 

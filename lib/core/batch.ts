@@ -8,6 +8,7 @@
  */
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { parseJob } from '../queue/jobs';
 import type { Job, Log } from './types';
 
@@ -53,4 +54,48 @@ export async function handleBatch(event: SQSEvent, handleJob: (job: Job, record:
     }),
   );
   return { batchItemFailures: perGroup.flat() };
+}
+
+/**
+ * Seconds before a failed record is tried again: 15 s, doubling per receive, at most 15 min.
+ * The queue's own visibility timeout (6x the worker timeout, 30 min) is for a crashed worker;
+ * a failure we saw (a throttled vendor, a busy answer) should come back much sooner, because
+ * in a FIFO queue it holds every later message of the same user.
+ */
+export function retryDelaySec(receiveCount: number, backoff: RetryBackoff = DEFAULT_BACKOFF): number {
+  const n = Math.max(1, receiveCount);
+  return Math.min(backoff.maxSec, backoff.baseSec * 2 ** Math.min(10, n - 1));
+}
+
+/** Retry delay schedule for failed records. */
+export interface RetryBackoff {
+  baseSec: number;
+  maxSec: number;
+}
+
+/** 15 s doubling to 15 min. */
+export const DEFAULT_BACKOFF: RetryBackoff = { baseSec: 15, maxSec: 900 };
+
+/** Shortens the visibility timeout of the failed records (best effort: on error SQS's default applies). */
+export async function scheduleRetries(
+  sqs: SQSClient,
+  queueUrl: string,
+  event: SQSEvent,
+  response: SQSBatchResponse,
+  log: Log,
+  backoff: RetryBackoff = DEFAULT_BACKOFF,
+): Promise<void> {
+  const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+  const entries = event.Records.filter((r) => failed.has(r.messageId)).map((r) => ({
+    Id: r.messageId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80),
+    ReceiptHandle: r.receiptHandle,
+    VisibilityTimeout: retryDelaySec(Number(r.attributes.ApproximateReceiveCount), backoff),
+  }));
+  for (let i = 0; i < entries.length; i += 10) {
+    try {
+      await sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: queueUrl, Entries: entries.slice(i, i + 10) }));
+    } catch (err) {
+      log.warn('could not shorten the retry delay', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
 }

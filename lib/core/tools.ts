@@ -76,7 +76,10 @@ export const saveContactTool: ToolFactory = (job, deps) => ({
     if (phone === undefined) {
       return 'Error: no valid phone number. Ask the user for their number in international format (with the country code).';
     }
-    const contact = await deps.contacts.save({ phone, name, channel: job.channel, registeredBy: job.userId }, deps.clock.nowMs());
+    // Someone may register another number, but not rename a contact somebody else registered.
+    const own = normalizePhone(callerNumber(job)) === phone;
+    const contact = await deps.contacts.save({ phone, name, channel: job.channel, registeredBy: job.userId }, deps.clock.nowMs(), { overwriteOthers: own });
+    if (!contact) return 'Error: that number is already registered by someone else. Ask the user to register from that phone.';
     deps.log.info('contact saved', { channel: job.channel, phoneSuffix: phone.slice(-4) });
     return `Saved: ${contact.name}, ${contact.phone}. Confirm the registration to the user.`;
   },

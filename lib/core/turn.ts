@@ -5,7 +5,7 @@
  * Idempotent under SQS redelivery: a job whose answer is finished is never sent to
  * the LLM again, only (re)delivered; delivery itself resumes where it stopped.
  */
-import type { AppConfig } from '../config';
+import { normaliseUserId, type AppConfig } from '../config';
 import type { ImageInput, LlmBackend, LlmRequest, ToolDefinition } from '../llm/types';
 import type { Conversation, ConversationStore } from '../store/conversations';
 import type { MessageKey, MessageRecord, MessageStore } from '../store/messages';
@@ -58,12 +58,9 @@ const keyOf = (job: Job): MessageKey => ({ channel: job.channel, userId: job.use
 /** The user id the LLM backend sees (Dify scopes conversations by it). */
 const llmUserId = (job: Job): string => `${job.channel}:${job.userId}`;
 
-/** Matches ALLOWED_USERS entries against ids with and without `+` / `whatsapp:` prefixes. */
+/** Matches ALLOWED_USERS (normalised at load) against the user id in the same spelling. */
 export function isAllowed(allowed: ReadonlySet<string>, userId: string): boolean {
-  if (allowed.size === 0) return true;
-  const bare = userId.replace(/^whatsapp:/, '');
-  const candidates = [userId, bare, bare.replace(/^\+/, ''), `+${bare.replace(/^\+/, '')}`];
-  return candidates.some((c) => allowed.has(c));
+  return allowed.size === 0 || allowed.has(normaliseUserId(userId));
 }
 
 /**
@@ -199,7 +196,6 @@ async function streamAnswer(
   if (answer.trim() === '') {
     return { text: 'Sorry, I have no answer to that. Could you rephrase it?', ok: false, remember: nothing };
   }
-  // Saved after the answer is marked done, so a waiting reply is not held up by it.
   const remember = async (): Promise<void> => {
     if (!prepared.remember) return;
     const turns = [...conv.turns, { role: 'user' as const, content: prepared.text }, { role: 'assistant' as const, content: answer }];
@@ -272,11 +268,22 @@ export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> 
         remember = result.remember;
       }
     }
-    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), ok ? '' : 'apology');
+    // Memory first: once the record says done, a redelivered job skips the turn entirely.
     await remember();
+    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), ok ? '' : 'apology');
   }
 
   const adapter = deps.channels[job.channel];
-  if (adapter && record.pending) await adapter.deliver(record);
+  if (adapter && record.pending) {
+    try {
+      await adapter.deliver(record);
+    } catch (err) {
+      // A refusal no retry can fix (revoked token, number not on WhatsApp…) must not hold
+      // the user's FIFO group through five redeliveries: the adapter noted it on the
+      // record; log it loudly and let the job succeed. Retryable failures go back to SQS.
+      if (!(err instanceof DeliveryError) || err.retryable) throw err;
+      deps.log.error('delivery failed for good', { channel: job.channel, msgKey: job.msgKey, code: err.code, error: err.message });
+    }
+  }
   return record;
 }

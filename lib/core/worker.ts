@@ -3,6 +3,7 @@
  * Kept out of the ingress bundles (it pulls in the LLM SDK).
  */
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AppConfig } from '../config';
 import { createTwilioAdapter } from '../channels/twilio/adapter';
 import { createWeChatAdapter, type WeChatAdapterTiming } from '../channels/wechat/adapter';
@@ -13,7 +14,7 @@ import { createDocumentClient } from '../store/client';
 import { ContactStore } from '../store/contacts';
 import { MessageStore } from '../store/messages';
 import { UserStateStore } from '../store/user-state';
-import { handleBatch } from './batch';
+import { handleBatch, scheduleRetries, type RetryBackoff } from './batch';
 import type { AdapterDeps, ChannelAdapters } from './channel';
 import { createToolRegistry } from './tools';
 import { runTurn, type TurnDeps } from './turn';
@@ -55,14 +56,20 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
   };
 }
 
-/** The worker's batch handler over prepared dependencies. */
-export function createWorkerHandler(deps: TurnDeps): (event: SQSEvent) => Promise<SQSBatchResponse> {
-  return (event) =>
-    handleBatch(
+/**
+ * The worker's batch handler over prepared dependencies. With `retries`, failed records
+ * come back after a short backoff instead of the queue's 30-minute visibility timeout.
+ */
+export function createWorkerHandler(deps: TurnDeps, retries?: { sqs: SQSClient; queueUrl: string; backoff?: RetryBackoff }): (event: SQSEvent) => Promise<SQSBatchResponse> {
+  return async (event) => {
+    const response = await handleBatch(
       event,
       async (job) => {
         await runTurn(deps, job);
       },
       deps.log,
     );
+    if (retries && response.batchItemFailures.length > 0) await scheduleRetries(retries.sqs, retries.queueUrl, event, response, deps.log, retries.backoff);
+    return response;
+  };
 }

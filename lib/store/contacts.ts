@@ -7,6 +7,7 @@
  * GetItem). A single partition takes about 1,000 writes/s, far beyond sign-up traffic.
  * Contacts do not expire.
  */
+import { isConditionFailure } from './client';
 import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ChannelName } from '../core/types';
@@ -89,21 +90,35 @@ export class ContactStore {
    * {@link normalizePhone}). Registering the same number again renames it and keeps
    * `createdAtMs`. Returns the stored contact.
    */
-  async save(input: { phone: string; name: string; channel: ChannelName; registeredBy: string }, nowMs: number): Promise<Contact> {
-    const res = await this.db.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: PK, sk: skOf(input.phone) },
-        UpdateExpression:
-          'SET phone = :phone, #name = :name, channel = :channel, registeredBy = :by, updatedAtMs = :now, createdAtMs = if_not_exists(createdAtMs, :now)',
-        ExpressionAttributeNames: { '#name': 'name' },
-        ExpressionAttributeValues: { ':phone': input.phone, ':name': input.name, ':channel': input.channel, ':by': input.registeredBy, ':now': nowMs },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    const contact = toContact(res.Attributes);
-    if (!contact) throw new Error('saved contact is unreadable');
-    return contact;
+  /**
+   * Creates or updates a contact. Without `overwriteOthers`, an existing contact registered
+   * by someone else is left alone and undefined is returned (the conditional write failed).
+   */
+  async save(
+    input: { phone: string; name: string; channel: ChannelName; registeredBy: string },
+    nowMs: number,
+    opts: { overwriteOthers: boolean } = { overwriteOthers: true },
+  ): Promise<Contact | undefined> {
+    try {
+      const res = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: PK, sk: skOf(input.phone) },
+          UpdateExpression:
+            'SET phone = :phone, #name = :name, channel = :channel, registeredBy = :by, updatedAtMs = :now, createdAtMs = if_not_exists(createdAtMs, :now)',
+          ...(opts.overwriteOthers ? {} : { ConditionExpression: 'attribute_not_exists(sk) OR registeredBy = :by' }),
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExpressionAttributeValues: { ':phone': input.phone, ':name': input.name, ':channel': input.channel, ':by': input.registeredBy, ':now': nowMs },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const contact = toContact(res.Attributes);
+      if (!contact) throw new Error('saved contact is unreadable');
+      return contact;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Reads one contact by E.164 number. */

@@ -46,6 +46,11 @@ export interface MessageRecord extends MessageKey {
   job: Job;
   /** Channel-specific delivery notes (e.g. the last error code). */
   note: string;
+  /**
+   * The reply this inbound request was answered with (WeChat passive page). A redelivery
+   * of the same message proves that reply never arrived, so it is sent again.
+   */
+  servedText: string;
   updatedAtMs: number;
 }
 
@@ -126,6 +131,7 @@ function toRecord(item: Record<string, unknown> | undefined, nowMs: number): Mes
     pending: typeof item.pendingPk === 'string',
     job,
     note: strField(item, 'note'),
+    servedText: strField(item, 'servedText'),
     updatedAtMs: numField(item, 'updatedAtMs'),
   };
 }
@@ -151,7 +157,7 @@ export class MessageStore {
    * Claims the message's dedupe key. The first delivery creates the record; a redelivery
    * (same key, any instance) gets the stored record back with `deliveries` counted up.
    */
-  async claim(job: Job, nowMs: number, opts: { pending?: boolean } = {}): Promise<ClaimResult> {
+  async claim(job: Job, nowMs: number, opts: { pending?: boolean; note?: string } = {}): Promise<ClaimResult> {
     const k: MessageKey = { channel: job.channel, userId: job.userId, msgKey: job.msgKey };
     const pending = opts.pending ?? true;
     const item = {
@@ -168,7 +174,8 @@ export class MessageStore {
       deliveries: 1,
       enqueued: false,
       job,
-      note: '',
+      note: opts.note ?? '',
+      servedText: '',
       updatedAtMs: nowMs,
       expiresAtSec: ttlSec(nowMs, MESSAGE_TTL_DAYS),
       ...(pending ? { pendingPk: pkOf(k), pendingSk: pendingSkOf(job.arrivedAtMs, job.msgKey) } : {}),
@@ -235,9 +242,10 @@ export class MessageStore {
           TableName: this.tableName,
           Key: this.key(k),
           UpdateExpression: 'SET #s = :streaming, answer = :empty, updatedAtMs = :now',
-          ConditionExpression: 'attribute_exists(pk) AND (#s = :queued OR (#s = :streaming AND updatedAtMs < :stale))',
+          // A stale takeover only while nothing was shown: resetting shown text would skip or repeat pages.
+          ConditionExpression: 'attribute_exists(pk) AND (#s = :queued OR (#s = :streaming AND updatedAtMs < :stale AND deliveredChars = :zero))',
           ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: { ':streaming': 'streaming', ':empty': '', ':now': nowMs, ':queued': 'queued', ':stale': nowMs - leaseMs },
+          ExpressionAttributeValues: { ':streaming': 'streaming', ':empty': '', ':now': nowMs, ':queued': 'queued', ':stale': nowMs - leaseMs, ':zero': 0 },
         }),
       );
       return true;
@@ -349,6 +357,19 @@ export class MessageStore {
       if (isConditionFailure(err)) return false;
       throw err;
     }
+  }
+
+  /** Remembers the reply sent for this inbound request (see {@link MessageRecord.servedText}). */
+  async recordServed(k: MessageKey, text: string, nowMs: number): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'SET servedText = :t, updatedAtMs = :now',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':t': text, ':now': nowMs },
+      }),
+    );
   }
 
   /** Records that `parts` parts of a multi-part outbound answer are delivered. */

@@ -1,5 +1,6 @@
 import { parseCommand } from '../../lib/core/commands';
 import { isAllowed } from '../../lib/core/turn';
+import { loadConfig } from '../../lib/config';
 
 describe('parseCommand', () => {
   it.each([
@@ -21,8 +22,8 @@ describe('isAllowed', () => {
     expect(isAllowed(new Set(), 'anyone')).toBe(true);
   });
 
-  it('matches phone numbers with or without + and whatsapp:', () => {
-    const allowed = new Set(['+15551234567', 'oUser1']);
+  it('matches phone numbers with or without + and whatsapp:, however the list writes them', () => {
+    const allowed = loadConfig({ ALLOWED_USERS: 'whatsapp:+1 (555) 123-4567, oUser1' }).allowedUsers;
     expect(isAllowed(allowed, 'whatsapp:+15551234567')).toBe(true);
     expect(isAllowed(allowed, '15551234567')).toBe(true);
     expect(isAllowed(allowed, 'oUser1')).toBe(true);
@@ -30,3 +31,4 @@ describe('isAllowed', () => {
     expect(isAllowed(allowed, 'oUser2')).toBe(false);
   });
 });
+

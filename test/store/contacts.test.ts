@@ -61,4 +61,15 @@ describe('ContactStore', () => {
     expect(phones).toEqual(['+15550000001', '+15550000002', '+15550000003', '+15550000004']);
     expect(first.contacts).toHaveLength(2);
   });
+  it('does not let someone else rename a contact unless told to overwrite', async () => {
+    // Arrange
+    await store.save({ phone: '+15550000021', name: 'Grace', channel: 'twilio', registeredBy: '+15550000021' }, 1000);
+    // Act
+    const hijack = await store.save({ phone: '+15550000021', name: 'Mallory', channel: 'twilio', registeredBy: '+15559999999' }, 2000, { overwriteOthers: false });
+    const fresh = await store.save({ phone: '+15550000022', name: 'Linus', channel: 'twilio', registeredBy: '+15559999999' }, 2000, { overwriteOthers: false });
+    // Assert
+    expect(hijack).toBeUndefined();
+    expect((await store.get('+15550000021'))?.name).toBe('Grace');
+    expect(fresh?.name).toBe('Linus');
+  });
 });

@@ -41,16 +41,23 @@ export interface GatewayOptions {
   /** Wraps the worker handler (e.g. to inject a failure). */
   wrapWorker?: (inner: (event: SQSEvent) => Promise<SQSBatchResponse>) => (event: SQSEvent) => Promise<SQSBatchResponse>;
   visibilityTimeoutSec?: number;
+  /** Set false to leave failed records to the queue's visibility timeout (default: short backoff, as in AWS). */
+  retryDelays?: boolean;
   /** Extra HTTP routes (other channels). */
   routes?: (cfg: AppConfig) => Record<string, HttpHandler>;
 }
 
 /** Starts the gateway on fresh emulators. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
-  const stack = await startTestStack({ visibilityTimeoutSec: opts.visibilityTimeoutSec ?? 10 });
+  const visibility = opts.visibilityTimeoutSec ?? 10;
+  const stack = await startTestStack({ visibilityTimeoutSec: visibility });
   const config = loadConfig({ ...stack.env, ...opts.env });
   const turnDeps = createTurnDeps(config, process.env.TEST_LOG ? consoleLog : silentLog, { flushIntervalMs: 20, ...opts.worker });
-  const inner = createWorkerHandler(turnDeps);
+  // Retry delays scaled like the rest of the test timing: 1 s doubling, capped by the visibility timeout.
+  const inner = createWorkerHandler(
+    turnDeps,
+    opts.retryDelays === false ? undefined : { sqs: stack.sqs, queueUrl: stack.queueUrl, backoff: { baseSec: 1, maxSec: visibility } },
+  );
   const batches: SQSEvent[] = [];
   const wrapped = opts.wrapWorker ? opts.wrapWorker(inner) : inner;
   const source = startEventSource({

@@ -119,6 +119,10 @@ export function createWeChatAdapter(
       if (!next) return;
       rec = next;
     }
+    if (rec.pending && rec.deliveredChars < rec.answer.length) {
+      // Quota used up (5 messages): the rest is fetched with "reply 1", as the last message says.
+      await deps.messages.recordParts(rec, rec.deliveredParts, false, now(), 'push_quota');
+    }
   }
 
   return {

@@ -54,6 +54,9 @@ export const UNSUPPORTED_TEXT =
 /** Put before an answer the customer-service push could not deliver. */
 export const PUSH_FAILED_LEAD = '（上一条回答未能及时送达，现补上 · Your previous answer could not be sent earlier; here it is:）\n\n';
 
+/** Marks the record of a "reply 1" request (claimed for dedupe, never queued). */
+const FETCH_NOTE = 'fetch';
+
 /** What to do with an inbound message. */
 type Action =
   | { kind: 'ack'; reason: string }
@@ -188,17 +191,6 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
   };
   const deadlineMs = req.receivedAtMs + cfg.replyWaitMs;
 
-  // "Reply 1": fetch the next page of the oldest undelivered answer. With nothing
-  // pending, "1" is an ordinary message.
-  if (action.kind === 'job' && action.fetchable) {
-    const first = await takeNextPage(pageDeps, 'wechat', msg.fromUserName, 'ready');
-    if (first.kind === 'page') return reply(deps, ctx, first.text);
-    if (first.kind !== 'nothing-pending') {
-      const page = await waitForPage(pageDeps, 'wechat', msg.fromUserName, deadlineMs, true);
-      return reply(deps, ctx, page ? page.text : thinkingText(cfg.fetchKeyword));
-    }
-  }
-
   const job: Job = {
     v: 1,
     channel: 'wechat',
@@ -209,21 +201,41 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
     reply: { channel: 'wechat', accountId: msg.toUserName },
     arrivedAtMs: req.receivedAtMs,
   };
+  const own = { channel: 'wechat' as const, userId: msg.fromUserName, msgKey: action.msgKey };
+  /** Sends a page and remembers it on this request's record, so a redelivery resends it. */
+  const serve = async (content: string): Promise<HttpResponse> => {
+    await deps.messages.recordServed(own, content, deps.clock.nowMs());
+    return reply(deps, ctx, content);
+  };
+
+  // "Reply 1": fetch the next page of the oldest undelivered answer. The "1" is claimed
+  // like any message (but not queued), so a WeChat retry of it resends the same page
+  // instead of skipping one. With nothing pending, "1" is an ordinary message.
+  if (action.kind === 'job' && action.fetchable) {
+    const existing = await deps.messages.get(own, deps.clock.nowMs());
+    const isFetch = existing?.note === FETCH_NOTE;
+    if (isFetch || (!existing && (await deps.messages.listPending('wechat', msg.fromUserName, deps.clock.nowMs(), 1)).length > 0)) {
+      const claim = await deps.messages.claim(job, deps.clock.nowMs(), { pending: false, note: FETCH_NOTE });
+      if (!claim.created && claim.record.servedText !== '') return reply(deps, ctx, claim.record.servedText);
+      const page = await waitForPage(pageDeps, 'wechat', msg.fromUserName, deadlineMs, true);
+      return serve(page ? page.text : thinkingText(cfg.fetchKeyword));
+    }
+  }
+
   const claim = await acceptMessage(deps, job, { pending: action.kind !== 'forget' });
   if (action.kind === 'forget') return text(200, SUCCESS);
+  // WeChat only redelivers a message whose reply it did not get in time: send it again.
+  if (!claim.created && claim.record.servedText !== '') return reply(deps, ctx, claim.record.servedText);
 
-  if (cfg.replyMode === 'customer_service') return customerServiceReply(deps, pageDeps, ctx, claim.record.msgKey, req.receivedAtMs);
+  if (cfg.replyMode === 'customer_service') return customerServiceReply(deps, pageDeps, ctx, claim.record.msgKey, req.receivedAtMs, serve);
 
   const attempt = claim.record.deliveries;
   const last = attempt >= cfg.deliveries;
-  if (!claim.created && !claim.record.pending) {
-    // This message's answer was already shown (a late retry): show anything else pending.
-    const page = await takeNextPage(pageDeps, 'wechat', msg.fromUserName, 'ready');
-    return page.kind === 'page' ? reply(deps, ctx, page.text) : text(200, SUCCESS);
-  }
-  const page = await waitForPage(pageDeps, 'wechat', msg.fromUserName, deadlineMs, last);
-  if (page) return reply(deps, ctx, page.text);
-  if (last) return reply(deps, ctx, thinkingText(cfg.fetchKeyword));
+  const page = await waitForPage(pageDeps, 'wechat', msg.fromUserName, deadlineMs, last, own);
+  if (page) return serve(page.text);
+  // Its answer was already shown through another request (a "1" or a later message).
+  if (!(await deps.messages.get(own, deps.clock.nowMs()))?.pending) return text(200, SUCCESS);
+  if (last) return serve(thinkingText(cfg.fetchKeyword));
   // Not the last delivery and nothing ready: hold the line past WeChat's 5 s so it
   // retries; this response is never read. Nothing was claimed, so nothing is lost.
   const holdUntil = req.receivedAtMs + deps.holdMs;
@@ -237,7 +249,14 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
  * short wait (it costs no quota), else acknowledge and let the worker push it.
  * The delivery is claimed with a conditional write, so exactly one path sends it.
  */
-async function customerServiceReply(deps: WeChatIngressDeps, pageDeps: PageDeps, ctx: ReplyContext, msgKey: string, receivedAtMs: number): Promise<HttpResponse> {
+async function customerServiceReply(
+  deps: WeChatIngressDeps,
+  pageDeps: PageDeps,
+  ctx: ReplyContext,
+  msgKey: string,
+  receivedAtMs: number,
+  serve: (content: string) => Promise<HttpResponse>,
+): Promise<HttpResponse> {
   const key = { channel: 'wechat' as const, userId: ctx.user, msgKey };
   // An older answer the push could not deliver (45015/45047/48001) goes first, passively,
   // and the user is told why it comes now.
@@ -245,12 +264,12 @@ async function customerServiceReply(deps: WeChatIngressDeps, pageDeps: PageDeps,
   const failed = older.find((rec) => rec.msgKey !== msgKey && rec.note.startsWith('push_failed'));
   if (failed) {
     const lead = failed.note.endsWith(':told') ? '' : PUSH_FAILED_LEAD;
-    const page = await takeNextPage(pageDeps, 'wechat', ctx.user, 'ready', Buffer.byteLength(lead, 'utf8'));
+    const page = await takeNextPage(pageDeps, 'wechat', ctx.user, 'ready', { reserveBytes: Buffer.byteLength(lead, 'utf8') });
     if (page.kind === 'page') {
       if (lead !== '' && !page.complete) {
         await deps.messages.recordParts(page.record, page.record.deliveredParts, false, deps.clock.nowMs(), `${failed.note}:told`);
       }
-      return reply(deps, ctx, lead + page.text);
+      return serve(lead + page.text);
     }
   }
   const deadline = receivedAtMs + deps.csPassiveWaitMs;
@@ -261,7 +280,7 @@ async function customerServiceReply(deps: WeChatIngressDeps, pageDeps: PageDeps,
       const fits = Buffer.byteLength(rec.answer, 'utf8') <= pageDeps.pageBytes;
       if (fits && rec.deliveryOwner === undefined && (await deps.messages.claimDelivery(key, 'passive', deps.clock.nowMs()))) {
         await deps.messages.advanceCursor(rec, rec.deliveredChars, rec.answer.length, true, deps.clock.nowMs());
-        return reply(deps, ctx, rec.answer);
+        return serve(rec.answer);
       }
       return text(200, SUCCESS);
     }

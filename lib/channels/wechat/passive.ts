@@ -6,7 +6,7 @@
  * conditional write so two live requests never show the same page twice.
  */
 import type { Clock } from '../../core/types';
-import type { MessageRecord, MessageStore } from '../../store/messages';
+import type { MessageKey, MessageRecord, MessageStore } from '../../store/messages';
 import { takePage, utf8Length } from './pages';
 
 /** What page delivery needs. */
@@ -62,15 +62,21 @@ export async function takeNextPage(
   channel: MessageRecord['channel'],
   userId: string,
   mode: PageMode,
-  reserveBytes = 0,
+  opts: { reserveBytes?: number; own?: MessageKey } = {},
 ): Promise<PageOutcome> {
   const now = deps.clock.nowMs();
-  const pageBytes = deps.pageBytes - reserveBytes;
-  const pending = await deps.messages.listPending(channel, userId, now);
-  for (const listed of pending) {
-    // The index is eventually consistent: confirm with a consistent read.
-    const rec = await deps.messages.get(listed, now);
+  const pageBytes = deps.pageBytes - (opts.reserveBytes ?? 0);
+  const listed: MessageKey[] = await deps.messages.listPending(channel, userId, now);
+  // The index is eventually consistent: a message claimed a moment ago may be missing
+  // from it, so the request's own message is always considered (it is the newest).
+  if (opts.own && !listed.some((k) => k.msgKey === opts.own?.msgKey)) listed.push(opts.own);
+  for (const key of listed) {
+    // Confirm with a consistent read.
+    const rec = await deps.messages.get(key, now);
     if (!rec?.pending) continue;
+    // An answer the customer-service push owns is being sent that way, until the push
+    // failed (`push_failed:…`) or used up its 5 messages (`push_quota`): then "1" takes over.
+    if (rec.deliveryOwner === 'push' && !rec.note.startsWith('push_')) continue;
     const from = rec.deliveredChars;
     const unseen = rec.answer.slice(from);
     if (isFinished(rec)) {
@@ -112,9 +118,10 @@ export async function waitForPage(
   userId: string,
   deadlineMs: number,
   partialAtDeadline: boolean,
+  own?: MessageKey,
 ): Promise<Extract<PageOutcome, { kind: 'page' }> | undefined> {
   wait: for (;;) {
-    const outcome = await takeNextPage(deps, channel, userId, 'ready');
+    const outcome = await takeNextPage(deps, channel, userId, 'ready', { own });
     if (outcome.kind === 'page') return outcome;
     if (outcome.kind === 'raced') continue;
     if (outcome.kind === 'nothing-pending') return undefined;
@@ -131,7 +138,7 @@ export async function waitForPage(
   }
   if (!partialAtDeadline) return undefined;
   for (let tries = 0; tries < 3; tries++) {
-    const outcome = await takeNextPage(deps, channel, userId, 'partial');
+    const outcome = await takeNextPage(deps, channel, userId, 'partial', { own });
     if (outcome.kind === 'page') return outcome;
     if (outcome.kind !== 'raced') return undefined;
   }

@@ -101,7 +101,10 @@ async function recordClosedWindows(deps: WhatsAppIngressDeps, statuses: readonly
   await Promise.all(
     closed.map(async (s) => {
       deps.log.warn('whatsapp message failed: 24 h window closed (131047)', { recipient: s.recipientId, messageId: s.id });
-      await deps.users.set('whatsapp', s.recipientId, windowClosedFacts(nowMs, `status:${s.id}`), nowMs);
+      // When Meta saw the window closed (the status's own time), not when the report reached
+      // us: a late or retried status must not close the window a newer user message reopened.
+      const closedAtMs = s.timestampSec > 0 ? Math.min(nowMs, s.timestampSec * 1000) : nowMs;
+      await deps.users.set('whatsapp', s.recipientId, windowClosedFacts(closedAtMs, `status:${s.id}`), nowMs);
     }),
   );
   const otherFailures = statuses.filter((s) => s.status === 'failed' && !s.errorCodes.includes(GraphCode.REENGAGEMENT));

@@ -135,12 +135,16 @@ describe('WeChat message types and safe mode', () => {
     expect(replyContent(res.body)).toMatch(/text, voice and image/);
   });
 
-  it('welcomes a subscriber once, even when the event is redelivered', async () => {
+  it('welcomes a subscriber with one job; a redelivery gets the same reply again', async () => {
     const body = xmlOf('o-sub', '<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event>');
     const first = await plain.postOnce(body);
+    await gw.idle();
+    const jobs = gw.batches.flatMap((b) => b.Records).filter((r) => r.body.includes('o-sub')).length;
     const again = await plain.postOnce(body);
+    await gw.idle();
     expect(replyContent(first.body)).toBe('Welcome aboard!');
-    expect(again.body).toBe('success');
+    expect(replyContent(again.body)).toBe('Welcome aboard!');
+    expect(gw.batches.flatMap((b) => b.Records).filter((r) => r.body.includes('o-sub')).length).toBe(jobs);
   });
 
   it('maps a CLICK menu key to its prompt', async () => {

@@ -4,7 +4,7 @@
  * like WeChat; the worker runs from the SQS emulator; the LLM is a fake over HTTP.
  */
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { WeChatPlatform, nextMsgId, textMessageXml } from '../../fakes/wechat-platform';
+import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
 
 const TOKEN = 'testtoken';
@@ -100,10 +100,28 @@ describe('WeChat passive replies', () => {
     const [a, b] = await Promise.all([platform.postOnce(xml), platform.postOnce(xml)]);
     const c = await platform.postOnce(xml);
     await gw.idle();
-    // Assert
+    // Assert: one LLM call; a redelivery (WeChat sends one only when our reply was late)
+    // gets the very same reply again, never another page or a second answer.
     expect(llm.chatCalls - before).toBe(1);
-    const replies = [a, b, c].map((r) => r.body).filter((body) => body.includes('Echo: only once'));
-    expect(replies).toHaveLength(1);
+    const replies = [a, b, c].map((r) => r.body).filter((body) => body.includes('<Content>'));
+    expect(replies.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(replies.map((body) => replyContent(body)))).toEqual(new Set(['Echo: only once']));
+  });
+
+  it('resends the same page when WeChat redelivers a message whose reply came too late', async () => {
+    // Arrange: the first delivery gives up (window 300 ms) after the reply was taken.
+    const user = 'o-late';
+    llm.latencyMs = 200;
+    const msgId = nextMsgId();
+    const xml = textMessageXml({ from: user, to: 'gh_10f6c3c3ac5a', content: 'late reply', msgId });
+    // Act
+    const lost = await platform.postOnce(xml, 300);
+    await gw.idle();
+    await new Promise((r) => setTimeout(r, 100));
+    const retry = await platform.postOnce(xml);
+    // Assert: the answer was not lost with the first response.
+    expect(lost.status).toBeUndefined();
+    expect(replyContent(retry.body)).toBe('Echo: late reply');
   });
 
   it('remembers the conversation and /clear forgets it', async () => {

@@ -105,6 +105,7 @@ function recordFor(job: Job, answer: string, deliveredParts = 0): MessageRecord 
     pending: true,
     job,
     note: '',
+    servedText: '',
     updatedAtMs: job.arrivedAtMs,
   };
 }
