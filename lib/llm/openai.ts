@@ -156,7 +156,9 @@ async function runTool(tools: readonly ToolDefinition[], call: AssembledToolCall
  * @param deps - `fetch` (handed to the SDK) and `sleep` (retry backoff).
  */
 export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps): LlmBackend {
-  const client = new OpenAI({ apiKey: cfg.apiKey, baseURL: cfg.baseUrl, fetch: deps.fetch, maxRetries: 0 });
+  // A request timeout well below the worker's 300 s Lambda timeout (the SDK's default is
+  // 600 s): a hung server ends in an apology instead of a killed invocation.
+  const client = new OpenAI({ apiKey: cfg.apiKey, baseURL: cfg.baseUrl, fetch: deps.fetch, maxRetries: 0, timeout: 120_000 });
 
   /** One model call with retries; yields deltas; returns undefined when it ended in error or abort. */
   async function* complete(

@@ -45,7 +45,7 @@ export interface EventSourceOptions {
   /** Goes into each record's `awsRegion`. */
   region: string;
   handler: SqsBatchHandler;
-  /** Messages per invocation, 1-10 (serverless.yml uses 10). */
+  /** Messages per invocation, 1-10 (serverless.yml uses 5). */
   batchSize?: number;
   /** Long-poll wait, 0-20 s (Lambda uses 20). */
   waitTimeSec?: number;

@@ -312,7 +312,7 @@ async function main(): Promise<void> {
       queueArn: resources.queueArn,
       region,
       handler: worker.handler,
-      batchSize: 10,
+      batchSize: 5, // as serverless.yml
       waitTimeSec: 20,
       concurrency,
       timeoutSec: 300,

@@ -193,7 +193,7 @@ describe('serverless package --stage test', () => {
     expect(props.EventSourceArn).toEqual({ 'Fn::GetAtt': ['JobQueue', 'Arn'] });
     expect(props.FunctionName).toEqual({ 'Fn::GetAtt': ['WorkerLambdaFunction', 'Arn'] });
     expect(props.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
-    expect(props.BatchSize).toBe(10);
+    expect(props.BatchSize).toBe(5);
   });
 
   it('scopes every dynamodb/sqs statement to this stack’s table and queue (no "*")', () => {
