@@ -34,5 +34,7 @@ export function isWindowClosed(facts: UserFacts, arrivedAtMs: number, nowMs: num
   if (nowMs - arrivedAtMs >= SERVICE_WINDOW_MS) return true;
   const raw = facts[WINDOW_CLOSED_AT_FACT];
   if (raw === undefined || !/^\d+$/.test(raw)) return false;
-  return Number(raw) >= arrivedAtMs;
+  // Meta's status time has whole seconds only: within the same second, count it as closed
+  // (a template goes out instead of text that would fail anyway).
+  return Math.floor(Number(raw) / 1000) >= Math.floor(arrivedAtMs / 1000);
 }
