@@ -1,7 +1,7 @@
 /** Lambda entry for POST /twilio/messaging (and its WhatsApp status callbacks): builds dependencies once per cold start, then delegates. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, type AppConfig } from '../lib/config';
-import { fromApiGateway, serve, text, toApiGateway } from '../lib/channels/http';
+import { webhookHandler } from '../lib/channels/http';
 import { handleTwilioMessaging, type TwilioMessagingDeps } from '../lib/channels/twilio/messaging';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
@@ -32,13 +32,8 @@ export function createTwilioMessagingHandler(
       log,
       fetch: overrides.fetch ?? fetch,
     };
-  return async (event) => {
-    const receivedAtMs = clock.nowMs();
-    // A channel without secrets is disabled: its endpoint does not exist.
-    if (!deps) return toApiGateway(text(404, 'twilio channel is not configured'));
-    const ready = deps;
-    return toApiGateway(await serve(log, () => handleTwilioMessaging(ready, fromApiGateway(event, receivedAtMs))));
-  };
+  // A channel without secrets is disabled: its endpoint does not exist (404).
+  return webhookHandler('twilio', deps, log, clock, handleTwilioMessaging);
 }
 
 export const handler = createTwilioMessagingHandler(config());

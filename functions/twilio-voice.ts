@@ -1,7 +1,7 @@
 /** Lambda entry for POST /twilio/voice, /twilio/voice/gather and /twilio/voice/poll: builds dependencies once per cold start, then delegates. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, type AppConfig } from '../lib/config';
-import { fromApiGateway, serve, text, toApiGateway } from '../lib/channels/http';
+import { webhookHandler } from '../lib/channels/http';
 import { handleTwilioVoice, type TwilioVoiceDeps } from '../lib/channels/twilio/voice';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
@@ -38,13 +38,8 @@ export function createTwilioVoiceHandler(
     fillerPauseSec: overrides.fillerPauseSec ?? 2,
     pollPauseSec: overrides.pollPauseSec ?? 1,
   };
-  return async (event) => {
-    const receivedAtMs = clock.nowMs();
-    // A channel without secrets is disabled: its endpoint does not exist.
-    if (!deps) return toApiGateway(text(404, 'twilio channel is not configured'));
-    const ready = deps;
-    return toApiGateway(await serve(log, () => handleTwilioVoice(ready, fromApiGateway(event, receivedAtMs))));
-  };
+  // A channel without secrets is disabled: its endpoint does not exist (404).
+  return webhookHandler('twilio', deps, log, clock, handleTwilioVoice);
 }
 
 export const handler = createTwilioVoiceHandler(config());

@@ -1,7 +1,7 @@
 /** Lambda entry for GET/POST /wechat: builds dependencies once per cold start, then delegates. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, type AppConfig } from '../lib/config';
-import { fromApiGateway, serve, text, toApiGateway } from '../lib/channels/http';
+import { webhookHandler } from '../lib/channels/http';
 import { handleWeChat, secureRandom, type WeChatIngressDeps } from '../lib/channels/wechat/ingress';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
@@ -28,13 +28,8 @@ export function createWeChatHandler(cfg: AppConfig, overrides: WeChatOverrides =
     holdMs: overrides.holdMs ?? 5_300,
     csPassiveWaitMs: overrides.csPassiveWaitMs ?? 4_000,
   };
-  return async (event) => {
-    const receivedAtMs = clock.nowMs();
-    // A channel without secrets is disabled: its endpoint does not exist.
-    if (!deps) return toApiGateway(text(404, 'wechat channel is not configured'));
-    const ready = deps;
-    return toApiGateway(await serve(log, () => handleWeChat(ready, fromApiGateway(event, receivedAtMs))));
-  };
+  // A channel without secrets is disabled: its endpoint does not exist (404).
+  return webhookHandler('wechat', deps, log, clock, handleWeChat);
 }
 
 export const handler = createWeChatHandler(config());

@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, type AppConfig } from '../lib/config';
-import { fromApiGateway, serve, text, toApiGateway } from '../lib/channels/http';
+import { webhookHandler } from '../lib/channels/http';
 import { handleWhatsApp, type WhatsAppIngressDeps } from '../lib/channels/whatsapp/ingress';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
@@ -35,13 +35,8 @@ export function createWhatsAppHandler(
       log,
     };
   }
-  return async (event) => {
-    const receivedAtMs = clock.nowMs();
-    // A channel without secrets is disabled: its endpoint does not exist.
-    if (!deps) return toApiGateway(text(404, 'whatsapp channel is not configured'));
-    const ready = deps;
-    return toApiGateway(await serve(log, () => handleWhatsApp(ready, fromApiGateway(event, receivedAtMs))));
-  };
+  // A channel without secrets is disabled: its endpoint does not exist (404).
+  return webhookHandler('whatsapp', deps, log, clock, handleWhatsApp);
 }
 
 export const handler = createWhatsAppHandler(config());

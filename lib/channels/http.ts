@@ -96,3 +96,22 @@ export async function serve(log: { error(message: string, extra?: Record<string,
     return text(500, 'internal error');
   }
 }
+
+/**
+ * The Lambda handler of one channel's webhook: a disabled channel (no secrets, `deps`
+ * undefined) answers 404 as if the endpoint did not exist; otherwise the event becomes an
+ * {@link HttpRequest} and `handle` runs inside {@link serve}.
+ */
+export function webhookHandler<D>(
+  channel: string,
+  deps: D | undefined,
+  log: { error(message: string, extra?: Record<string, unknown>): void },
+  clock: { nowMs(): number },
+  handle: (deps: D, req: HttpRequest) => Promise<HttpResponse>,
+): (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2> {
+  return async (event) => {
+    const receivedAtMs = clock.nowMs();
+    if (deps === undefined) return toApiGateway(text(404, `${channel} channel is not configured`));
+    return toApiGateway(await serve(log, () => handle(deps, fromApiGateway(event, receivedAtMs))));
+  };
+}
