@@ -7,6 +7,7 @@ import { createWhatsAppHandler } from '../functions/whatsapp';
 import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent } from '../lib/channels/whatsapp/samples';
 import { loadConfig } from '../lib/config';
 import { silentLog } from '../lib/core/types';
+import { measureSequential, pct } from './stats';
 
 /** Where the emulators and resources are. */
 export interface BenchStack {
@@ -20,11 +21,6 @@ export interface BenchStack {
 export interface BenchTable {
   title: string;
   rows: (string | number)[][];
-}
-
-function pct(sorted: number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] ?? NaN;
 }
 
 /** Runs the WhatsApp ingress benchmarks. */
@@ -42,18 +38,7 @@ export async function extraBenches(stack: BenchStack): Promise<BenchTable[]> {
     WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
   });
   const handler = createWhatsAppHandler(cfg, { log: silentLog });
-  const measure = async (make: (i: number) => string): Promise<number[]> => {
-    for (let i = 0; i < 50; i++) await handler(signedWebhookEvent(secret, make(i)));
-    const lat: number[] = [];
-    for (let i = 0; i < 500; i++) {
-      const event = signedWebhookEvent(secret, make(i));
-      const t = performance.now();
-      const res = await handler(event);
-      lat.push(performance.now() - t);
-      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode ?? '?'}`);
-    }
-    return lat.sort((a, b) => a - b);
-  };
+  const measure = (make: (i: number) => string): Promise<number[]> => measureSequential(handler, (i) => signedWebhookEvent(secret, make(i)));
   const text = await measure((i) => sampleTextWebhook({ phoneNumberId, from: `1555000${String(i % 50).padStart(4, '0')}`, text: `message ${i}` }));
   const status = await measure((i) => sampleStatusWebhook({ phoneNumberId, recipientId: `1555000${String(i % 50).padStart(4, '0')}`, status: 'delivered' }));
   return [

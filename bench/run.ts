@@ -28,14 +28,9 @@ import { toEvent } from '../test/support/lambda-http';
 import { wechatSignature } from '../lib/channels/wechat/signature';
 import { startLatencyLlm } from './latency-llm';
 import { extraBenches } from './extra';
+import { measureSequential, pct } from './stats';
 
 const root = join(__dirname, '..');
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] ?? NaN;
-}
 
 function table(title: string, header: string[], rows: (string | number)[][]): void {
   const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(1)) : c)))];
@@ -103,17 +98,7 @@ async function ingress(): Promise<void> {
       const body = textMessageXml({ from: `o-bench-${i % 50}`, to: 'gh_bench', content: `message ${i}`, msgId: nextMsgId() });
       return toEvent('POST', `/wechat?${q.toString()}`, { 'content-type': 'text/xml' }, Buffer.from(body));
     };
-    for (let i = 0; i < 50; i++) await handler(event(i)); // warm up
-    const n = 500;
-    const lat: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const e = event(i);
-      const t = performance.now();
-      const r = await handler(e);
-      lat.push(performance.now() - t);
-      if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}`);
-    }
-    lat.sort((a, b) => a - b);
+    const lat = await measureSequential(handler, event);
     const concurrency = 16;
     const total = 1000;
     let next = 0;

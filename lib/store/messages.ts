@@ -6,7 +6,7 @@
  * delivered the item carries `pendingPk`/`pendingSk`, which puts it in the sparse GSI
  * `pending`, ordered by arrival: the "reply 1" fetch and "older answers first" read it.
  */
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ChannelName, Job } from '../core/types';
 import { isConditionFailure, ttlSec } from './client';
@@ -398,11 +398,6 @@ export class MessageStore {
         ExpressionAttributeValues: { ':now': nowMs },
       }),
     );
-  }
-
-  /** Deletes a record outright. */
-  async delete(k: MessageKey): Promise<void> {
-    await this.db.send(new DeleteCommand({ TableName: this.tableName, Key: this.key(k) }));
   }
 
   /**

@@ -14,6 +14,7 @@ import { acceptMessage, type IngressDeps } from '../../core/ingress';
 import type { Job, Log, TurnInput } from '../../core/types';
 import { text, xml, type HttpRequest, type HttpResponse } from '../http';
 import { aesKeyFromEncodingAesKey, buildEncryptedReply, decryptAndCheck, WeChatCryptoError } from './crypto';
+import type { MessageKey } from '../../store/messages';
 import { takeNextPage, thinkingText, waitForPage, type PageDeps } from './passive';
 import { verifyMsgSignature, verifySignature } from './signature';
 import { buildTextReply, parseEncryptedEnvelope, parseInbound, WeChatXmlError, type WeChatInbound } from './xml';
@@ -227,7 +228,7 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
   // WeChat only redelivers a message whose reply it did not get in time: send it again.
   if (!claim.created && claim.record.servedText !== '') return reply(deps, ctx, claim.record.servedText);
 
-  if (cfg.replyMode === 'customer_service') return customerServiceReply(deps, pageDeps, ctx, claim.record.msgKey, req.receivedAtMs, serve);
+  if (cfg.replyMode === 'customer_service') return customerServiceReply(deps, pageDeps, ctx, own, req.receivedAtMs, serve);
 
   const attempt = claim.record.deliveries;
   const last = attempt >= cfg.deliveries;
@@ -253,15 +254,14 @@ async function customerServiceReply(
   deps: WeChatIngressDeps,
   pageDeps: PageDeps,
   ctx: ReplyContext,
-  msgKey: string,
+  key: MessageKey,
   receivedAtMs: number,
   serve: (content: string) => Promise<HttpResponse>,
 ): Promise<HttpResponse> {
-  const key = { channel: 'wechat' as const, userId: ctx.user, msgKey };
   // An older answer the push could not deliver (45015/45047/48001) goes first, passively,
   // and the user is told why it comes now.
   const older = await deps.messages.listPending('wechat', ctx.user, deps.clock.nowMs());
-  const failed = older.find((rec) => rec.msgKey !== msgKey && rec.note.startsWith('push_failed'));
+  const failed = older.find((rec) => rec.msgKey !== key.msgKey && rec.note.startsWith('push_failed'));
   if (failed) {
     const lead = failed.note.endsWith(':told') ? '' : PUSH_FAILED_LEAD;
     const page = await takeNextPage(pageDeps, 'wechat', ctx.user, 'ready', { reserveBytes: Buffer.byteLength(lead, 'utf8') });
