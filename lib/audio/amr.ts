@@ -1,6 +1,8 @@
 /**
  * AMR-NB → WAV for speech-to-text. WeChat voice messages are AMR-NB at 8 kHz
- * (protocols.md, Media) and OpenAI's transcription API does not take AMR, so the worker
+ * (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html) and OpenAI's
+ * transcription API does not take AMR
+ * (https://platform.openai.com/docs/api-reference/audio/createTranscription), so the worker
  * decodes them to 16-bit PCM and wraps that in a WAV header.
  *
  * The decoder is `amr-js` (an asm.js build of OpenCORE-AMR): pure JavaScript, no native

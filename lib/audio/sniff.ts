@@ -14,7 +14,8 @@ export interface SniffedAudio {
   extension: string;
   /**
    * Whether OpenAI's transcription API takes it as is (flac mp3 mp4 mpeg mpga m4a ogg wav
-   * webm, protocols.md). AMR and Speex are not taken and must be transcoded.
+   * webm; https://platform.openai.com/docs/api-reference/audio/createTranscription). AMR
+   * and Speex are not taken and must be transcoded.
    */
   transcribable: boolean;
 }

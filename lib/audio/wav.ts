@@ -1,6 +1,7 @@
 /**
  * Minimal RIFF/WAVE writing and reading for 16-bit PCM. The transcription API takes WAV
- * (protocols.md, OpenAI transcription formats), so decoded WeChat voice is wrapped here.
+ * (https://platform.openai.com/docs/api-reference/audio/createTranscription), so decoded
+ * WeChat voice is wrapped here.
  */
 
 /** Size of the canonical 44-byte header: RIFF (12) + `fmt ` chunk (24) + `data` chunk header (8). */

@@ -2,7 +2,8 @@
  * Splitting a long answer into the messages of an outbound channel (pure, no I/O).
  *
  * Channels cap one message's text: WhatsApp Cloud API at 4,096 characters
- * (`text.body`, protocols.md "WhatsApp Cloud API"), Twilio at 1,600 (`Body`). An answer
+ * (`text.body`, https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages),
+ * Twilio at 1,600 (`Body`, https://www.twilio.com/docs/messaging/api/message-resource). An answer
  * longer than that goes out as several messages, and each should read as a whole:
  * cut between paragraphs if possible, else between lines, sentences, words, and only as
  * a last resort inside a word. A cut never falls inside a surrogate pair (half an emoji
@@ -16,9 +17,9 @@
  * @module
  */
 
-/** WhatsApp Cloud API: `text.body` holds at most 4,096 characters (protocols.md). */
+/** WhatsApp Cloud API: `text.body` holds at most 4,096 characters (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages). */
 export const WHATSAPP_MAX_CHARS = 4096;
-/** Twilio Programmable Messaging: `Body` holds at most 1,600 characters (protocols.md). */
+/** Twilio Programmable Messaging: `Body` holds at most 1,600 characters (https://www.twilio.com/docs/messaging/api/message-resource). */
 export const TWILIO_MAX_CHARS = 1600;
 
 /**

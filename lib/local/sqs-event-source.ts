@@ -2,7 +2,8 @@
  * A local stand-in for Lambda's SQS event source mapping, for the worker function.
  *
  * serverless-offline-sqs cannot be used with fauxqs (it rewrites the queue URL's host and
- * fauxqs then answers QueueDoesNotExist, protocols.md), so we poll ourselves and keep
+ * fauxqs, which matches queues by their exact URL, then answers QueueDoesNotExist), so we
+ * poll ourselves and keep
  * Lambda's contract:
  * - long-polls ReceiveMessage for up to `batchSize` (≤ 10) messages with every system
  *   and message attribute, and hands the handler an `SQSEvent` whose records have exactly

@@ -23,7 +23,7 @@ export function isConditionFailure(err: unknown): boolean {
   return err instanceof Error && err.name === 'ConditionalCheckFailedException';
 }
 
-/** DynamoDB TTL is in epoch seconds (protocols.md, AWS limits). */
+/** DynamoDB TTL is in epoch seconds (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html). */
 export function ttlSec(nowMs: number, days: number): number {
   return Math.floor(nowMs / 1000) + Math.round(days * 86_400);
 }

@@ -107,7 +107,8 @@ export function isJob(value: unknown): value is Job {
 
 function toRecord(item: Record<string, unknown> | undefined, nowMs: number): MessageRecord | undefined {
   if (!item) return undefined;
-  // TTL deletion lags up to ~2 days: treat expired items as gone (protocols.md).
+  // TTL deletion lags up to ~2 days: treat expired items as gone
+  // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html).
   const expires = numField(item, 'expiresAtSec');
   if (expires > 0 && expires * 1000 < nowMs) return undefined;
   const channel = item.channel;

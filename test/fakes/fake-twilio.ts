@@ -13,7 +13,8 @@
  * Twilio calls the gateway's *public* URL (`PUBLIC_BASE_URL`, e.g. behind API Gateway or a
  * custom domain): the fake signs that URL, as Twilio does, and delivers to the local
  * gateway, just as the public URL maps to the Lambda in AWS. The signature is computed
- * here from the rule in protocols.md, independently of the gateway's validator.
+ * here from Twilio's rule (https://www.twilio.com/docs/usage/webhooks/webhooks-security),
+ * independently of the gateway's validator.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -205,7 +206,7 @@ export class FakeTwilio {
     return `${this.apiBase}${path}`;
   }
 
-  /** `X-Twilio-Signature` for `url` and the POST parameters (protocols.md, "Twilio / Signature"). */
+  /** `X-Twilio-Signature` for `url` and the POST parameters (https://www.twilio.com/docs/usage/webhooks/webhooks-security). */
   sign(url: string, params: Readonly<Record<string, string>>): string {
     const data = Object.keys(params)
       .sort()

@@ -2,7 +2,8 @@
  * A fake of WeChat's side of the webhook: it signs and posts user messages like the
  * platform does, gives each delivery a time window (5 s in production, scaled down in
  * tests), abandons a delivery that is too slow and re-sends the same message, up to
- * three deliveries in all (protocols.md). What the user would see is recorded.
+ * three deliveries in all (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html).
+ * What the user would see is recorded.
  */
 import { randomBytes } from 'node:crypto';
 import { wechatSignature } from '../../lib/channels/wechat/signature';

@@ -1,11 +1,11 @@
 /**
- * The shared known-answer vectors, which live beside the repository:
- * <repo>/../shared/vectors/*.json.
+ * The known-answer vectors kept with the tests: test/fixtures/vectors/*.json. Each file
+ * records where its values come from (`source`, `source_url`).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const VECTORS_DIR = path.join(path.resolve(__dirname, '../..'), '..', 'shared', 'vectors');
+const VECTORS_DIR = path.resolve(__dirname, '..', 'fixtures', 'vectors');
 
 /** Reads and parses one vector file, e.g. `wechat.json`. */
 export function readVectors(file: string): unknown {

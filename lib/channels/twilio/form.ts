@@ -4,7 +4,7 @@
  * Twilio posts `application/x-www-form-urlencoded` bodies (Twilio docs, "Webhooks:
  * request parameters"). The signature covers every POST parameter, and a name may
  * repeat, so repeated names are kept as arrays: dropping one would make a genuine
- * request fail validation (shared/protocols.md, "Twilio / Signature").
+ * request fail validation (https://www.twilio.com/docs/usage/webhooks/webhooks-security).
  *
  * @module
  */

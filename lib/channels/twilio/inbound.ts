@@ -1,7 +1,8 @@
 /**
  * Twilio Programmable Messaging webhooks → the gateway's jobs (pure, no I/O).
  *
- * Parameters (Twilio docs, "Messaging webhook request"; shared/protocols.md "Twilio"):
+ * Parameters (Twilio docs, "Messaging webhook request",
+ * https://www.twilio.com/docs/messaging/guides/webhook-request):
  * `MessageSid`, `From`, `To`, `Body`, `NumMedia`, `MediaUrl{N}`, `MediaContentType{N}`;
  * WhatsApp adds `ProfileName`, `WaId`, `ButtonPayload`, `Latitude`/`Longitude`, and its
  * addresses look like `whatsapp:+14155238886`.
@@ -40,8 +41,9 @@ export function conversationKeyOf(address: string): string {
 }
 
 /**
- * Audio types OpenAI's transcription API accepts (protocols.md, "OpenAI-compatible
- * chat": flac mp3 mp4 mpeg mpga m4a ogg wav webm), with the file extension to upload as.
+ * Audio types OpenAI's transcription API accepts (flac mp3 mp4 mpeg mpga m4a ogg wav webm;
+ * https://platform.openai.com/docs/api-reference/audio/createTranscription), with the file
+ * extension to upload as.
  * MMS voice notes in AMR are not among them.
  */
 const TRANSCRIBABLE: Readonly<Record<string, string>> = {

@@ -24,7 +24,7 @@ import { MESSAGING_PATH, STATUS_PATH, counter } from './urls';
 /** Dependencies of the messaging webhook. */
 export interface TwilioMessagingDeps extends IngressDeps {
   config: TwilioConfig;
-  /** `PUBLIC_BASE_URL`: the signed URL is rebuilt from it (protocols.md, "Twilio / Signature"). */
+  /** `PUBLIC_BASE_URL`: the signed URL is rebuilt from it (https://www.twilio.com/docs/usage/webhooks/webhooks-security). */
   publicBaseUrl: string;
   users: UserStateStore;
   log: Log;

@@ -4,8 +4,8 @@
  *
  * `POST {api}/2010-04-01/Accounts/{AccountSid}/Messages.json`, HTTP Basic
  * `AccountSid:AuthToken`, form `To`, `From` or `MessagingServiceSid`, `Body` (at most
- * 1,600 characters) or `ContentSid` (a template) — Twilio docs, "Message resource";
- * shared/protocols.md "Twilio / Reply". Errors come back as JSON
+ * 1,600 characters) or `ContentSid` (a template) — Twilio docs, "Message resource",
+ * https://www.twilio.com/docs/messaging/api/message-resource. Errors come back as JSON
  * `{code, message, more_info, status}`.
  *
  * @module

@@ -1,7 +1,7 @@
 /**
  * WhatsApp's 24-hour session through Twilio (error 63016), handled like Meta's 131047.
  *
- * Rule (Twilio docs, error 63016; shared/protocols.md "Twilio"): outside 24 hours since
+ * Rule (Twilio docs, error 63016, https://www.twilio.com/docs/api/errors/63016): outside 24 hours since
  * the user's last message only a template (`ContentSid`) may be sent. Twilio reports
  * 63016 either on the send itself or, usually, later on the message's status callback.
  * Either way:

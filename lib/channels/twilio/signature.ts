@@ -1,7 +1,8 @@
 /**
  * Twilio request signatures (pure, no I/O).
  *
- * Twilio's rule (Twilio docs, "Webhooks security"; shared/protocols.md, "Twilio"):
+ * Twilio's rule (Twilio docs, "Webhooks security",
+ * https://www.twilio.com/docs/usage/webhooks/webhooks-security):
  * `X-Twilio-Signature = base64(HMAC-SHA1(auth token, url + concat(sorted(name + value))))`
  * over the POST parameters, where `url` is the exact URL Twilio called, query included.
  * Behind API Gateway that URL cannot be rebuilt reliably from headers (host, scheme and

@@ -8,7 +8,7 @@ import { splitForChannel } from '../../core/chunking';
 
 /**
  * `<Say>` takes 3,000-5,000 characters depending on the speech engine (Twilio docs,
- * "TwiML Voice: <Say>"; shared/protocols.md). Voice answers are cut well below the
+ * "TwiML Voice: <Say>", https://www.twilio.com/docs/voice/twiml/say). Voice answers are cut well below the
  * smallest limit: past a minute of speech a caller has stopped listening anyway.
  */
 export const SAY_MAX_CHARS = 1500;

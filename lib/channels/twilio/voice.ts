@@ -1,8 +1,9 @@
 /**
  * The Twilio voice webhooks: a phone conversation with the same pipeline as messaging.
  *
- * Twilio waits 15 s for every TwiML response (error 11200 after that; protocols.md
- * "Twilio / Timeouts") while a model may need longer, so a turn is bridged:
+ * Twilio waits 15 s for every TwiML response (error 11200 after that;
+ * https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides) while a model
+ * may need longer, so a turn is bridged:
  *
  * ```
  * POST /twilio/voice            → <Gather speech> greeting </Gather> <Redirect gather?t=1&s=0>

@@ -6,7 +6,8 @@
  * - `customer_service` mode (verified accounts): if the ingress did not answer passively
  *   within its short wait, the worker pushes the answer with `custom/send`, in at most 5
  *   messages per user message (the 48 h quota since 2023-06: 5 messages per user message,
- *   protocols.md), merging chunks into pages of ≤ 2,000 UTF-8 bytes. Exactly one path
+ *   https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Service_Center_messages.html), merging chunks into
+ *   pages of ≤ 2,000 UTF-8 bytes. Exactly one path
  *   delivers: the push claims the delivery with a conditional write, and only after the
  *   ingress's wait is over. On 45015 / 45047 / 48001 (or any other refusal) the answer
  *   stays pending for "reply 1" and the user is told on their next message.
@@ -24,7 +25,7 @@ import { takePage, utf8Length } from './pages';
 import { moreNote } from './passive';
 import { AccessTokenProvider, WeChatTokenError } from './token';
 
-/** WeChat's quota: customer-service messages per user message (protocols.md). */
+/** WeChat's quota: customer-service messages per user message (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Service_Center_messages.html). */
 export const CS_MESSAGES_PER_USER_MESSAGE = 5;
 
 /** Errors after which the push is abandoned and the answer kept for "reply 1". */

@@ -2,7 +2,9 @@
  * Client of WeChat's server API (api.weixin.qq.com) for the customer-service reply mode:
  * send a text message, show the typing indicator, download media.
  *
- * WeChat rules (protocols.md, Customer-service messages, Access tokens, Media):
+ * WeChat rules (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Service_Center_messages.html,
+ * https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/getStableAccessToken.html,
+ * https://developers.weixin.qq.com/doc/offiaccount/Asset_Management/Get_temporary_materials.html):
  * - Every call carries `?access_token=…` and answers `{errcode, errmsg}`; `errcode` 0 (or
  *   absent) is success.
  * - `40001` (invalid or not the latest), `40014` (invalid) and `42001` (expired) mean the

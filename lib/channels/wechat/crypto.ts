@@ -2,8 +2,8 @@
  * WeChat safe-mode (安全模式) message encryption, pure and synchronous.
  *
  * Written from the vendor's description of the scheme (WeChat Official Account docs,
- * "消息加解密说明", the scheme of Tencent's WXBizMsgCrypt samples; summarised in
- * shared/protocols.md, "Safe mode"):
+ * "消息加解密说明", the scheme of Tencent's WXBizMsgCrypt samples;
+ * https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Message_encryption_and_decryption_instructions.html):
  * - `AESKey = base64decode(EncodingAESKey + "=")`, 32 bytes; AES-256-CBC with
  *   IV = the first 16 bytes of the key.
  * - PKCS#7 padding with a **32-byte** block (pad value 1..32), so Node's built-in

@@ -2,7 +2,8 @@
  * The WeChat webhook: verify → (decrypt) → parse → claim → enqueue → reply.
  *
  * WeChat waits 5 s for a response and delivers the same message three times in all,
- * about 5 s apart (protocols.md). In `passive` mode each delivery waits for the answer;
+ * about 5 s apart (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html).
+ * In `passive` mode each delivery waits for the answer;
  * a non-final delivery with nothing ready lets the 5 s pass on purpose so WeChat
  * retries; the final one answers before its deadline with what has streamed so far and
  * a note to send "1". The state is in DynamoDB, so the deliveries may land on any
@@ -64,7 +65,7 @@ type Action =
   | { kind: 'job'; msgKey: string; input: TurnInput; fetchable: boolean }
   | { kind: 'forget'; msgKey: string };
 
-/** Dedupe key for events: WeChat gives them no MsgId (protocols.md). */
+/** Dedupe key for events: WeChat gives them no MsgId (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html). */
 function eventKey(m: Extract<WeChatInbound, { kind: 'event' }>): string {
   return `evt:${m.createTimeSec}:${m.event}:${m.eventKey ?? ''}`;
 }
@@ -110,7 +111,8 @@ function reply(deps: WeChatIngressDeps, ctx: ReplyContext, content: string): Htt
   const nowSec = Math.floor(deps.clock.nowMs() / 1000);
   const plain = buildTextReply({ toUser: ctx.user, fromUser: ctx.account, createTimeSec: nowSec, content });
   if (!ctx.encrypted) return xml(200, plain);
-  // Safe mode: encrypt with a fresh nonce and timestamp and sign (protocols.md).
+  // Safe mode: encrypt with a fresh nonce and timestamp and sign
+  // (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Message_encryption_and_decryption_instructions.html).
   const key = aesKeys(deps.config)[ctx.keyIndex];
   if (!key) throw new Error('encrypted reply without an EncodingAESKey');
   return xml(

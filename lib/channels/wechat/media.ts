@@ -2,8 +2,9 @@
  * WeChat media → {@link Media} the model takes.
  *
  * WeChat voice messages are AMR-NB at 8 kHz (`Format` `amr`, sometimes `speex`;
- * protocols.md, Media). OpenAI's transcription API takes flac mp3 mp4 mpeg mpga m4a ogg
- * wav webm but not AMR, so AMR is decoded to WAV; formats it takes pass through as they
+ * https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html). OpenAI's transcription
+ * API takes flac mp3 mp4 mpeg mpga m4a ogg wav webm but not AMR
+ * (https://platform.openai.com/docs/api-reference/audio/createTranscription), so AMR is decoded to WAV; formats it takes pass through as they
  * are; anything else (AMR-WB, Speex) is refused with an {@link AudioDecodeError} so the
  * caller can answer politely ("please type your question"). Remember that a voice
  * message with a non-empty `Recognition` needs no download at all.

@@ -1,7 +1,8 @@
 /**
  * Paging of long answers for WeChat passive replies (pure, no I/O).
  *
- * Vendor rule (shared/protocols.md, "Passive reply"): a text message holds about
+ * Vendor rule (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html):
+ * a text message holds about
  * 2,047-2,048 UTF-8 bytes [unverified]; split at about 2,000 bytes and never inside a
  * multi-byte character. Pages here are measured in UTF-8 bytes, cut on code-point
  * boundaries (a surrogate pair is never split), and preferably on a paragraph, line,

@@ -1,8 +1,9 @@
 /**
  * WeChat Official Account request signatures (pure, no I/O).
  *
- * Vendor rules (WeChat Official Account docs, "接入指南" / "消息加解密说明"; summarised in
- * shared/protocols.md, "WeChat Official Account"):
+ * Vendor rules (WeChat Official Account docs, "接入指南" / "消息加解密说明";
+ * https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Access_Overview.html,
+ * https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Message_encryption_and_decryption_instructions.html):
  * - URL verification and every plain POST carry
  *   `signature = hex(sha1(join(sort([token, timestamp, nonce]))))`.
  * - Safe mode (`encrypt_type=aes`) adds

@@ -1,7 +1,8 @@
 /**
  * The WeChat access token, shared by the whole fleet.
  *
- * WeChat rules (protocols.md, Access tokens):
+ * WeChat rules (https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Get_access_token.html,
+ * https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/getStableAccessToken.html):
  * - Every server API call needs `access_token`; a token lives `expires_in` seconds (7200).
  * - `/cgi-bin/token` is limited to 2,000 calls a day and each call invalidates the
  *   previous token after a 5-minute overlap, so Lambdas fetching their own would knock

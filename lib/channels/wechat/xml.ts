@@ -3,7 +3,9 @@
  * passive replies (pure, no I/O).
  *
  * Vendor rules (WeChat Official Account docs "接收普通消息" / "接收事件推送" /
- * "被动回复用户消息"; summarised in shared/protocols.md, "WeChat Official Account"):
+ * "被动回复用户消息"; https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html,
+ * https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html,
+ * https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html):
  * - Inbound bodies are `<xml>` with `ToUserName`, `FromUserName`, `CreateTime`
  *   (epoch seconds), `MsgType` and per-type fields; strings come mostly in CDATA.
  * - `MsgId` is a 64-bit integer: it is kept as a string (a JS number loses digits).

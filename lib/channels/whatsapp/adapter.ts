@@ -3,7 +3,8 @@
  * two-step media download for voice notes and images, and delivery of the finished answer
  * in parts through the Graph API.
  *
- * Delivery rules (Meta "WhatsApp Cloud API → Error codes / Throughput"; protocols.md):
+ * Delivery rules (Meta "WhatsApp Cloud API → Error codes / Throughput",
+ * https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/):
  * - `text.body` holds at most 4,096 characters: longer answers go in parts, cut on
  *   paragraph / sentence / word boundaries ({@link splitForChannel}).
  * - Pair rate limit: about one message per 6 s to the same user (131056); bursts borrow
@@ -97,7 +98,8 @@ export function classifyGraphError(err: GraphError): FailureKind {
 
 /** File names by media type, with extensions OpenAI's transcription API accepts where possible. */
 const FILE_NAMES: Readonly<Record<string, string>> = {
-  // WhatsApp voice notes are OGG/Opus, which transcription takes as is (protocols.md).
+  // WhatsApp voice notes are OGG/Opus, which transcription takes as is
+  // (https://platform.openai.com/docs/api-reference/audio/createTranscription).
   'audio/ogg': 'voice.ogg',
   'audio/opus': 'voice.ogg',
   'audio/mpeg': 'audio.mp3',

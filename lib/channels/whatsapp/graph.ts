@@ -3,7 +3,9 @@
  * mark a message read with the typing indicator, and the two-step media download.
  * `fetch` is injected (tests point it at a fake Graph server over HTTP).
  *
- * Endpoints (Meta "WhatsApp Cloud API reference"; protocols.md):
+ * Endpoints (Meta "WhatsApp Cloud API reference",
+ * https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages and
+ * https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media):
  * - `POST {graph}/{version}/{phone_number_id}/messages` (send, mark read);
  * - `GET {graph}/{version}/{media_id}` → `{url, mime_type, file_size}`, then `GET url`
  *   with the same bearer token (the URL is valid for 5 minutes).

@@ -2,7 +2,8 @@
  * The WhatsApp webhook: verify → parse → (statuses: note 131047) → claim → enqueue → 200.
  *
  * Meta retries a delivery that is not answered 200 quickly, with backoff, for up to
- * 7 days, and sends duplicates anyway (protocols.md): so the webhook does the least work
+ * 7 days, and sends duplicates anyway (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/):
+ * so the webhook does the least work
  * that makes a message safe (a conditional put of its `wamid` and one SQS send) and
  * acknowledges. The answer travels later through the Graph API (see adapter.ts).
  *

@@ -1,7 +1,8 @@
 /**
  * WhatsApp Cloud API webhook payloads → typed inbound messages and statuses (pure, no I/O).
  *
- * Shape (Meta "WhatsApp Cloud API → Webhooks → messages"; protocols.md): `entry[].changes[]`
+ * Shape (Meta "WhatsApp Cloud API → Webhooks → messages",
+ * https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/): `entry[].changes[]`
  * with `field: "messages"` and a `value` holding `metadata.phone_number_id`, `contacts[]`,
  * `messages[]` and/or `statuses[]`. One delivery may batch several entries, changes and
  * messages: every one is returned. Items that lack the fields we need are skipped (and

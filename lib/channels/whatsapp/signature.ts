@@ -1,8 +1,8 @@
 /**
  * Meta webhook authentication (pure, no I/O).
  *
- * Vendor rules (Meta "Webhooks → Event notifications → Validating payloads"; summarised in
- * shared/protocols.md, "WhatsApp Cloud API"):
+ * Vendor rules (Meta "Webhooks → Event notifications → Validating payloads",
+ * https://developers.facebook.com/docs/graph-api/webhooks/getting-started):
  * - Every POST carries `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`.
  * - The HMAC covers the exact bytes Meta sent. Meta escapes non-ASCII characters
  *   (`"H\u00e4"`), so parsing and re-serialising the JSON changes the bytes and the

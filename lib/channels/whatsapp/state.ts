@@ -4,7 +4,8 @@
  *
  * Meta allows free-form messages only within 24 h of the user's last message; after
  * that a send fails with 131047, synchronously or (often) later as a `failed` status
- * webhook (protocols.md). Both paths record when the window was found closed, so the
+ * webhook (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/).
+ * Both paths record when the window was found closed, so the
  * next answer for a message older than that goes straight to the re-engagement
  * template instead of failing again.
  *

@@ -23,7 +23,10 @@ const AUTH_TOKEN = vectors.auth_token;
 const PARAMS = stringRecord(vectors.params);
 const CASES = vectors.cases.map(stringRecord);
 
-/** The rule from protocols.md, written out independently of the validator. */
+/**
+ * Twilio's rule (https://www.twilio.com/docs/usage/webhooks/webhooks-security), written out
+ * independently of the validator.
+ */
 function sign(token: string, url: string, params: Record<string, string>): string {
   const data = Object.keys(params)
     .sort()
@@ -45,7 +48,7 @@ describe('verifyTwilioSignature', () => {
     expect(verifyTwilioSignature(AUTH_TOKEN, withoutPort?.signature ?? '', withPort?.url ?? '', PARAMS)).toBe(true);
   });
 
-  it('matches the rule written out in protocols.md', () => {
+  it('matches the rule written out from Twilio\'s webhook security page', () => {
     const url = 'https://gateway.example.com/twilio/messaging';
     const params = { Body: 'héllo & <bye>', From: '+15551234567', MessageSid: 'SM123' };
     expect(verifyTwilioSignature('tok', sign('tok', url, params), url, params)).toBe(true);

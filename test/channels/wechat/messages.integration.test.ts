@@ -168,7 +168,7 @@ describe('WeChat message types and safe mode', () => {
   });
 
   it('answers the official Tencent sample request (vector) through the handler', async () => {
-    // Arrange: the exact request from ../shared/vectors/wechat.json.
+    // Arrange: the exact request of Tencent's sample (test/fixtures/vectors/wechat.json).
     const v = vectorSection(readVectors('wechat.json'), 'safe_mode_decrypt');
     const encrypt = vectorField(v, 'encrypt');
     const timestamp = vectorField(v, 'timestamp');
