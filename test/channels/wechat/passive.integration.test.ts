@@ -109,9 +109,10 @@ describe('WeChat passive replies', () => {
   });
 
   it('resends the same page when WeChat redelivers a message whose reply came too late', async () => {
-    // Arrange: the first delivery gives up (window 300 ms) after the reply was taken.
+    // Arrange: the first delivery gives up (window 300 ms) before the answer exists (the
+    // model takes 600 ms), and the gateway takes the reply for it after WeChat hung up.
     const user = 'o-late';
-    llm.latencyMs = 200;
+    llm.latencyMs = 600;
     const msgId = nextMsgId();
     const xml = textMessageXml({ from: user, to: 'gh_10f6c3c3ac5a', content: 'late reply', msgId });
     // Act
