@@ -45,6 +45,8 @@ export interface GatewayOptions {
   retryDelays?: boolean;
   /** Extra HTTP routes (other channels). */
   routes?: (cfg: AppConfig) => Record<string, HttpHandler>;
+  /** The log of the worker and the WeChat function (default: silent, or the console with TEST_LOG set). */
+  log?: Log;
 }
 
 /** Starts the gateway on fresh emulators. */
@@ -52,7 +54,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const visibility = opts.visibilityTimeoutSec ?? 10;
   const stack = await startTestStack({ visibilityTimeoutSec: visibility });
   const config = loadConfig({ ...stack.env, ...opts.env });
-  const turnDeps = createTurnDeps(config, process.env.TEST_LOG ? consoleLog : silentLog, { flushIntervalMs: 20, ...opts.worker });
+  const log = opts.log ?? (process.env.TEST_LOG ? consoleLog : silentLog);
+  const turnDeps = createTurnDeps(config, log, { flushIntervalMs: 20, ...opts.worker });
   // Retry delays scaled like the rest of the test timing: 1 s doubling, capped by the visibility timeout.
   const inner = createWorkerHandler(
     turnDeps,
@@ -74,7 +77,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   });
   const routes: Record<string, HttpHandler> = {
-    '/wechat': createWeChatHandler(config, { log: process.env.TEST_LOG ? consoleLog : silentLog, ...opts.wechat }),
+    '/wechat': createWeChatHandler(config, { log, ...opts.wechat }),
     ...(opts.routes ? opts.routes(config) : {}),
   };
   const http = await serveLambdas(routes);
