@@ -47,6 +47,20 @@ function callerNumber(job: Job): string {
 }
 
 /**
+ * A phone call whose caller ID Twilio did not verify (anything but SHAKEN/STIR
+ * attestation A, https://www.twilio.com/docs/voice/trusted-calling-with-shakenstir): the
+ * number may be spoofed, so the call may not change a registration.
+ */
+function unverifiedCall(job: Job): boolean {
+  return job.reply.channel === 'twilio' && job.reply.medium === 'voice' && job.reply.callerVerified !== true;
+}
+
+/** Told when an unverified call tries to change an existing registration. */
+export const UNVERIFIED_CALLER_ERROR =
+  'Error: that number is already registered, and a registration cannot be changed from a call whose caller ID is not verified. ' +
+  'Ask the user to send a text message (SMS or WhatsApp) from that number instead.';
+
+/**
  * `save_contact(name, phone?)`: registers the person talking (or the number they give)
  * in the contact directory, like the sign-up form of the phone-bot tutorial, but by
  * conversation.
@@ -77,8 +91,14 @@ export const saveContactTool: ToolFactory = (job, deps) => ({
       return 'Error: no valid phone number. Ask the user for their number in international format (with the country code).';
     }
     // Someone may register another number, but not rename a contact somebody else registered.
+    // A call from a caller ID that may be spoofed may only create, never change, a contact.
     const own = normalizePhone(callerNumber(job)) === phone;
-    const contact = await deps.contacts.save({ phone, name, channel: job.channel, registeredBy: job.userId }, deps.clock.nowMs(), { overwriteOthers: own });
+    const createOnly = unverifiedCall(job);
+    const contact = await deps.contacts.save({ phone, name, channel: job.channel, registeredBy: job.userId }, deps.clock.nowMs(), {
+      overwriteOthers: own && !createOnly,
+      createOnly,
+    });
+    if (!contact && createOnly) return UNVERIFIED_CALLER_ERROR;
     if (!contact) return 'Error: that number is already registered by someone else. Ask the user to register from that phone.';
     deps.log.info('contact saved', { channel: job.channel, phoneSuffix: phone.slice(-4) });
     return `Saved: ${contact.name}, ${contact.phone}. Confirm the registration to the user.`;

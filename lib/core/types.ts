@@ -51,7 +51,19 @@ export type TurnInput =
 export type ReplyTarget =
   | { channel: 'wechat'; accountId: string }
   | { channel: 'whatsapp'; phoneNumberId: string; to: string; messageId: string }
-  | { channel: 'twilio'; to: string; from: string; medium: 'sms' | 'whatsapp' | 'voice'; callSid: string };
+  | {
+      channel: 'twilio';
+      to: string;
+      from: string;
+      medium: 'sms' | 'whatsapp' | 'voice';
+      callSid: string;
+      /**
+       * Voice only: Twilio vouched for the caller ID (SHAKEN/STIR attestation A). Absent or
+       * false means the number may be spoofed: the call neither shares the number's memory
+       * nor changes its contact entry.
+       */
+      callerVerified?: boolean;
+    };
 
 /** One unit of work on the queue: a user message to answer. */
 export interface Job {

@@ -88,17 +88,18 @@ export class ContactStore {
   /**
    * Saves (or updates) the contact for `phone`, which must already be E.164 (see
    * {@link normalizePhone}). Registering the same number again renames it and keeps
-   * `createdAtMs`. Returns the stored contact.
-   */
-  /**
-   * Creates or updates a contact. Without `overwriteOthers`, an existing contact registered
-   * by someone else is left alone and undefined is returned (the conditional write failed).
+   * `createdAtMs`. Returns the stored contact, or undefined when a condition kept an
+   * existing contact as it was (the conditional write failed):
+   * - without `overwriteOthers`, a contact registered by someone else is left alone;
+   * - with `createOnly`, any existing contact is left alone (a caller whose caller ID is
+   *   not verified may register a new number but change no registration).
    */
   async save(
     input: { phone: string; name: string; channel: ChannelName; registeredBy: string },
     nowMs: number,
-    opts: { overwriteOthers: boolean } = { overwriteOthers: true },
+    opts: { overwriteOthers: boolean; createOnly?: boolean } = { overwriteOthers: true },
   ): Promise<Contact | undefined> {
+    const condition = opts.createOnly === true ? 'attribute_not_exists(sk)' : opts.overwriteOthers ? undefined : 'attribute_not_exists(sk) OR registeredBy = :by';
     try {
       const res = await this.db.send(
         new UpdateCommand({
@@ -106,7 +107,7 @@ export class ContactStore {
           Key: { pk: PK, sk: skOf(input.phone) },
           UpdateExpression:
             'SET phone = :phone, #name = :name, channel = :channel, registeredBy = :by, updatedAtMs = :now, createdAtMs = if_not_exists(createdAtMs, :now)',
-          ...(opts.overwriteOthers ? {} : { ConditionExpression: 'attribute_not_exists(sk) OR registeredBy = :by' }),
+          ...(condition === undefined ? {} : { ConditionExpression: condition }),
           ExpressionAttributeNames: { '#name': 'name' },
           ExpressionAttributeValues: { ':phone': input.phone, ':name': input.name, ':channel': input.channel, ':by': input.registeredBy, ':now': nowMs },
           ReturnValues: 'ALL_NEW',

@@ -292,9 +292,12 @@ export class FakeTwilio {
 
   /**
    * Places a call from `from` and follows the TwiML. `script` is what the caller says at
-   * each `<Gather>`, in order; {@link SILENCE} (null) says nothing.
+   * each `<Gather>`, in order; {@link SILENCE} (null) says nothing. `stirVerstat` is the
+   * caller ID's SHAKEN/STIR verdict (e.g. `TN-Validation-Passed-A`), sent on the incoming
+   * call webhook only (https://www.twilio.com/docs/voice/trusted-calling-with-shakenstir);
+   * absent, as for many calls, when not given.
    */
-  async call(opts: { from: string; to: string; script: readonly (string | null)[]; maxSteps?: number }): Promise<CallResult> {
+  async call(opts: { from: string; to: string; script: readonly (string | null)[]; maxSteps?: number; stirVerstat?: string }): Promise<CallResult> {
     const callSid = sid('CA');
     const base: Record<string, string> = {
       AccountSid: this.opts.accountSid,
@@ -313,7 +316,7 @@ export class FakeTwilio {
     let slowestMs = 0;
     let next: { url: string; params: Record<string, string> } | undefined = {
       url: `${this.opts.publicBaseUrl}/twilio/voice`,
-      params: { ...base, CallStatus: 'ringing' },
+      params: { ...base, CallStatus: 'ringing', ...(opts.stirVerstat === undefined ? {} : { StirVerstat: opts.stirVerstat }) },
     };
     for (let step = 0; step < (opts.maxSteps ?? 60) && next; step++) {
       const res = await this.post(next.url, next.params);

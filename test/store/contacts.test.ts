@@ -72,4 +72,16 @@ describe('ContactStore', () => {
     expect((await store.get('+15550000021'))?.name).toBe('Grace');
     expect(fresh?.name).toBe('Linus');
   });
+
+  it('with createOnly, creates a new contact but changes no existing one, not even its own', async () => {
+    // Arrange: registered by the number itself (e.g. by SMS).
+    await store.save({ phone: '+15550000031', name: 'Grace', channel: 'twilio', registeredBy: '+15550000031' }, 1000);
+    // Act: the same number again, as an unverified call would.
+    const own = await store.save({ phone: '+15550000031', name: 'Mallory', channel: 'twilio', registeredBy: '+15550000031' }, 2000, { overwriteOthers: false, createOnly: true });
+    const fresh = await store.save({ phone: '+15550000032', name: 'Linus', channel: 'twilio', registeredBy: '+15550000032' }, 2000, { overwriteOthers: false, createOnly: true });
+    // Assert
+    expect(own).toBeUndefined();
+    expect(await store.get('+15550000031')).toMatchObject({ name: 'Grace', updatedAtMs: 1000 });
+    expect(fresh?.name).toBe('Linus');
+  });
 });

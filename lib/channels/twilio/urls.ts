@@ -28,14 +28,22 @@ export function statusCallbackUrl(publicBaseUrl: string, msgKey: string, part: n
   return `${base(publicBaseUrl)}${STATUS_PATH}?k=${encodeURIComponent(msgKey)}&p=${part}`;
 }
 
-/** `<Gather>` action for turn `turn` of a call, after `silences` silent gathers in a row. */
-export function gatherUrl(publicBaseUrl: string, turn: number, silences: number): string {
-  return `${base(publicBaseUrl)}${VOICE_GATHER_PATH}?t=${turn}&s=${silences}`;
+/** `&v=1` on the voice URLs of a call whose caller ID Twilio verified (signed, like the counters). */
+function verifiedFlag(verified: boolean): string {
+  return verified ? '&v=1' : '';
 }
 
-/** Poll for the answer of turn `turn`, the `poll`-th redirect so far. */
-export function pollUrl(publicBaseUrl: string, turn: number, poll: number): string {
-  return `${base(publicBaseUrl)}${VOICE_POLL_PATH}?t=${turn}&r=${poll}`;
+/**
+ * `<Gather>` action for turn `turn` of a call, after `silences` silent gathers in a row;
+ * `verified` carries the caller-ID verification of the call's first webhook along.
+ */
+export function gatherUrl(publicBaseUrl: string, turn: number, silences: number, verified = false): string {
+  return `${base(publicBaseUrl)}${VOICE_GATHER_PATH}?t=${turn}&s=${silences}${verifiedFlag(verified)}`;
+}
+
+/** Poll for the answer of turn `turn`, the `poll`-th redirect so far (`verified` as for {@link gatherUrl}). */
+export function pollUrl(publicBaseUrl: string, turn: number, poll: number, verified = false): string {
+  return `${base(publicBaseUrl)}${VOICE_POLL_PATH}?t=${turn}&r=${poll}${verifiedFlag(verified)}`;
 }
 
 /** A small non-negative integer from a query value; `fallback` when absent or malformed. */

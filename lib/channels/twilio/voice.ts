@@ -21,6 +21,14 @@
  * which Twilio signs, so no call state is stored. The turn's dedupe key is
  * `{CallSid}:{t}`: a repeated webhook never asks the model twice.
  *
+ * Caller IDs can be spoofed. A call shares the memory of its number's SMS / WhatsApp
+ * conversation, and may change that number's contact entry, only when Twilio reports
+ * the caller ID verified with full attestation: `StirVerstat=TN-Validation-Passed-A`
+ * (https://www.twilio.com/docs/voice/trusted-calling-with-shakenstir; B and C
+ * attestations, failed validations and calls without the parameter are not). Any other
+ * call gets a conversation of its own, keyed by its CallSid. The verdict is taken from
+ * the call's first webhook and carried in the signed URLs (`v=1`) like the counters.
+ *
  * @module
  */
 import type { TwilioConfig } from '../../config';
@@ -70,14 +78,30 @@ export const ERROR_TEXT = 'Sorry, something went wrong on my side. Please say th
 /** Consecutive silent gathers that end the call. */
 export const SILENCE_LIMIT = 2;
 
+/** `StirVerstat` of a caller ID whose owner the originating carrier verified (SHAKEN/STIR attestation A). */
+export const STIR_VERIFIED_A = 'TN-Validation-Passed-A';
+
+/**
+ * Whether this call's caller ID is verified: Twilio says so on this request, or said so
+ * on the call's first webhook and our signed URL carries it (`v=1`).
+ */
+export function callerIdVerified(params: TwilioParams, query: Readonly<Record<string, string | undefined>>): boolean {
+  return param(params, 'StirVerstat') === STIR_VERIFIED_A || query.v === '1';
+}
+
+/** Memory of one call whose caller ID is not verified: its own, never the number's. */
+export function callConversationKey(callSid: string): string {
+  return `twilio-call#${callSid}`;
+}
+
 /** Turn `t`'s key and owner. */
 function turnKey(params: TwilioParams, turn: number): { channel: 'twilio'; userId: string; msgKey: string } {
   return { channel: 'twilio', userId: bareNumber(param(params, 'From')), msgKey: `${param(params, 'CallSid')}:${turn}` };
 }
 
 /** A `<Gather>` for the next question, with `prompt` (verbs) played while listening, then the silence fallback. */
-function listen(deps: TwilioVoiceDeps, turn: number, silences: number, prompt: string): string[] {
-  const action = gatherUrl(deps.publicBaseUrl, turn, silences);
+function listen(deps: TwilioVoiceDeps, turn: number, silences: number, prompt: string, verified: boolean): string[] {
+  const action = gatherUrl(deps.publicBaseUrl, turn, silences, verified);
   return [gather({ action, language: deps.config.voiceLanguage, prompt }), redirect(action)];
 }
 
@@ -92,24 +116,24 @@ export async function handleTwilioVoice(deps: TwilioVoiceDeps, req: HttpRequest)
   try {
     if (req.path.endsWith(VOICE_GATHER_PATH)) return await onGather(deps, req, params);
     if (req.path.endsWith(VOICE_POLL_PATH)) return await onPoll(deps, req, params);
-    if (req.path.endsWith(VOICE_PATH)) return onCall(deps, params);
+    if (req.path.endsWith(VOICE_PATH)) return onCall(deps, req, params);
   } catch (err) {
     // A 5xx would make Twilio play its "application error" message and drop the call:
     // every voice response is TwiML, so the caller hears an apology and may ask again.
     deps.log.error('voice webhook failed', { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
     const turn = counter(req.query.t, 1) + (req.path.endsWith(VOICE_POLL_PATH) ? 1 : 0);
-    return twimlResponse(twiml(...listen(deps, turn, 0, say(ERROR_TEXT, deps.config.voiceLanguage))));
+    return twimlResponse(twiml(...listen(deps, turn, 0, say(ERROR_TEXT, deps.config.voiceLanguage), callerIdVerified(params, req.query))));
   }
   return rejectTwilio(deps.log, 404, `path ${req.path}`);
 }
 
 /** A new call: greet and listen (or turn away a number not on ALLOWED_USERS). */
-function onCall(deps: TwilioVoiceDeps, params: TwilioParams): HttpResponse {
+function onCall(deps: TwilioVoiceDeps, req: HttpRequest, params: TwilioParams): HttpResponse {
   const lang = deps.config.voiceLanguage;
   if (!isAllowed(deps.allowedUsers, bareNumber(param(params, 'From')))) {
     return twimlResponse(twiml(say(NOT_ENROLLED_TEXT, lang), hangup()));
   }
-  return twimlResponse(twiml(...listen(deps, 1, 0, say(deps.config.voiceGreeting, lang))));
+  return twimlResponse(twiml(...listen(deps, 1, 0, say(deps.config.voiceGreeting, lang), callerIdVerified(params, req.query))));
 }
 
 /** What the caller said (or did not say) in turn `t`. */
@@ -117,10 +141,11 @@ async function onGather(deps: TwilioVoiceDeps, req: HttpRequest, params: TwilioP
   const lang = deps.config.voiceLanguage;
   const turn = counter(req.query.t, 1);
   const silences = counter(req.query.s, 0);
+  const verified = callerIdVerified(params, req.query);
   const speech = param(params, 'SpeechResult').trim();
   if (speech === '') {
     if (silences + 1 >= SILENCE_LIMIT) return twimlResponse(twiml(say(SILENCE_GOODBYE_TEXT, lang), hangup()));
-    return twimlResponse(twiml(...listen(deps, turn, silences + 1, say(STILL_THERE_TEXT, lang))));
+    return twimlResponse(twiml(...listen(deps, turn, silences + 1, say(STILL_THERE_TEXT, lang), verified)));
   }
   if (isGoodbye(speech)) return twimlResponse(twiml(say(GOODBYE_TEXT, lang), hangup()));
 
@@ -131,15 +156,15 @@ async function onGather(deps: TwilioVoiceDeps, req: HttpRequest, params: TwilioP
     channel: 'twilio',
     userId: key.userId,
     msgKey: key.msgKey,
-    // Keyed by the caller's number: voice and SMS of one number share memory.
-    conversationKey: conversationKeyOf(from),
+    // A verified caller shares the number's memory with its texts; any other call keeps its own.
+    conversationKey: verified ? conversationKeyOf(from) : callConversationKey(param(params, 'CallSid')),
     input: { kind: 'text', text: speech },
-    reply: { channel: 'twilio', to: from, from: param(params, 'To'), medium: 'voice', callSid: param(params, 'CallSid') },
+    reply: { channel: 'twilio', to: from, from: param(params, 'To'), medium: 'voice', callSid: param(params, 'CallSid'), callerVerified: verified },
     arrivedAtMs: req.receivedAtMs,
   };
   // Not pending: the answer is spoken by the poll below, never pushed.
   await acceptMessage(deps, job, { pending: false });
-  return twimlResponse(twiml(say(FILLER_TEXT, lang), pause(deps.fillerPauseSec), redirect(pollUrl(deps.publicBaseUrl, turn, 0))));
+  return twimlResponse(twiml(say(FILLER_TEXT, lang), pause(deps.fillerPauseSec), redirect(pollUrl(deps.publicBaseUrl, turn, 0, verified))));
 }
 
 /** Waits (bounded) for turn `t`'s answer; speaks it and listens again, or redirects to poll once more. */
@@ -147,13 +172,14 @@ async function onPoll(deps: TwilioVoiceDeps, req: HttpRequest, params: TwilioPar
   const lang = deps.config.voiceLanguage;
   const turn = counter(req.query.t, 1);
   const poll = counter(req.query.r, 0);
+  const verified = callerIdVerified(params, req.query);
   const key = turnKey(params, turn);
   const deadline = req.receivedAtMs + deps.pollWaitMs;
   for (;;) {
     const record = await deps.messages.get(key, deps.clock.nowMs());
     if (record && (record.status === 'done' || record.status === 'failed')) {
       const spoken = forSay(record.answer) || EMPTY_ANSWER_TEXT;
-      return twimlResponse(twiml(...listen(deps, turn + 1, 0, say(spoken, lang))));
+      return twimlResponse(twiml(...listen(deps, turn + 1, 0, say(spoken, lang), verified)));
     }
     if (!record) deps.log.warn('voice turn has no record', { msgKey: key.msgKey });
     const left = deadline - deps.clock.nowMs();
@@ -162,7 +188,7 @@ async function onPoll(deps: TwilioVoiceDeps, req: HttpRequest, params: TwilioPar
   }
   if (poll + 1 >= deps.maxPolls) {
     deps.log.warn('voice answer did not come in time', { msgKey: key.msgKey, polls: poll + 1 });
-    return twimlResponse(twiml(...listen(deps, turn + 1, 0, say(TIMEOUT_APOLOGY_TEXT, lang))));
+    return twimlResponse(twiml(...listen(deps, turn + 1, 0, say(TIMEOUT_APOLOGY_TEXT, lang), verified)));
   }
-  return twimlResponse(twiml(pause(deps.pollPauseSec), redirect(pollUrl(deps.publicBaseUrl, turn, poll + 1))));
+  return twimlResponse(twiml(pause(deps.pollPauseSec), redirect(pollUrl(deps.publicBaseUrl, turn, poll + 1, verified))));
 }

@@ -59,6 +59,9 @@ describe('urls', () => {
   it('builds signed-friendly URLs from the public base', () => {
     expect(gatherUrl('https://x.example/', 2, 1)).toBe('https://x.example/twilio/voice/gather?t=2&s=1');
     expect(pollUrl('https://x.example', 2, 3)).toBe('https://x.example/twilio/voice/poll?t=2&r=3');
+    // A verified caller ID travels along in the (signed) URLs.
+    expect(gatherUrl('https://x.example', 2, 1, true)).toBe('https://x.example/twilio/voice/gather?t=2&s=1&v=1');
+    expect(pollUrl('https://x.example', 2, 3, true)).toBe('https://x.example/twilio/voice/poll?t=2&r=3&v=1');
     expect(statusCallbackUrl('https://x.example', 'SMabc', 0)).toBe('https://x.example/twilio/messaging/status?k=SMabc&p=0');
   });
 

@@ -13,10 +13,14 @@ import {
   SILENCE_GOODBYE_TEXT,
   STILL_THERE_TEXT,
   TIMEOUT_APOLOGY_TEXT,
+  STIR_VERIFIED_A,
 } from '../../../lib/channels/twilio/voice';
+import { UNVERIFIED_CALLER_ERROR } from '../../../lib/core/tools';
 import { NOT_ENROLLED_TEXT } from '../../../lib/core/turn';
 import { silentLog } from '../../../lib/core/types';
-import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
+import { createDocumentClient } from '../../../lib/store/client';
+import { ContactStore } from '../../../lib/store/contacts';
+import { callToolsOnce, startFakeOpenAi, type FakeChatRequest, type FakeOpenAi } from '../../fakes/fake-openai';
 import { SILENCE, startFakeTwilio, type CallEvent, type FakeTwilio } from '../../fakes/fake-twilio';
 import { startGateway, type Gateway } from '../../support/gateway';
 
@@ -37,6 +41,10 @@ const CALLERS = {
   never: '+15552220004',
   long: '+15552220005',
   bad: '+15552220006',
+  attested: '+15552220007',
+  newcomer: '+15552220008',
+  unattested: '+15552220009',
+  attestedB: '+15552220010',
   stranger: '+15558888888',
 } as const;
 
@@ -44,6 +52,7 @@ describe('Twilio voice', () => {
   let llm: FakeOpenAi;
   let twilio: FakeTwilio;
   let gw: Gateway;
+  let contacts: ContactStore;
 
   beforeAll(async () => {
     llm = await startFakeOpenAi();
@@ -83,6 +92,7 @@ describe('Twilio voice', () => {
       },
     });
     twilio.gatewayUrl = gw.http.url;
+    contacts = new ContactStore(createDocumentClient(gw.config.aws), gw.config.aws.tableName);
   });
 
   afterAll(async () => {
@@ -95,7 +105,16 @@ describe('Twilio voice', () => {
     llm.script = [];
     llm.latencyMs = 0;
     llm.answer = (req) => `Echo: ${req.lastUserText}`;
+    llm.toolCalls = () => undefined;
   });
+
+  /** The model's request for the turn whose question was `text`. */
+  const requestFor = (text: string): FakeChatRequest | undefined => llm.chatRequests.find((r) => r.lastUserText === text);
+  /** Answers with the tool's result when the model called one, else echoes. */
+  const echoOrToolResult = (req: FakeChatRequest): string => {
+    const tool = req.messages.find((m) => m.role === 'tool');
+    return tool ? `Tool said: ${tool.text}` : `Echo: ${req.lastUserText}`;
+  };
 
   const redirects = (events: readonly CallEvent[]): string[] =>
     events.flatMap((e) => (e.kind === 'redirect' ? [new URL(e.url).pathname] : []));
@@ -123,9 +142,9 @@ describe('Twilio voice', () => {
     expect(JSON.stringify(llm.lastChatRequest.messages[0]?.content)).toContain(VOICE_INSTRUCTION);
   });
 
-  it('shares memory between a call and text messages of the same number', async () => {
-    // Act: tell the assistant something by phone, then ask by SMS.
-    const call = await twilio.call({ from: CALLERS.memory, to: OUR_NUMBER, script: ['my favourite colour is green', 'bye'] });
+  it('shares memory between an A-attested call and text messages of the same number', async () => {
+    // Act: tell the assistant something by phone (caller ID verified), then ask by SMS.
+    const call = await twilio.call({ from: CALLERS.memory, to: OUR_NUMBER, script: ['my favourite colour is green', 'bye'], stirVerstat: STIR_VERIFIED_A });
     await gw.idle();
     await twilio.sendMessage({ from: CALLERS.memory, to: OUR_NUMBER, body: 'what is my favourite colour?' });
     await twilio.waitForDelivered(CALLERS.memory, 1);
@@ -134,6 +153,74 @@ describe('Twilio voice', () => {
     expect(llm.lastChatRequest.messages.map((m) => m.text)).toEqual(
       expect.arrayContaining(['my favourite colour is green', 'Echo: my favourite colour is green', 'what is my favourite colour?']),
     );
+  });
+
+  describe('caller ID verification (SHAKEN/STIR)', () => {
+    it('lets an A-attested call hear the number’s SMS history and rename its contact', async () => {
+      // Arrange: the owner texted earlier and registered by SMS.
+      const user = CALLERS.attested;
+      await twilio.sendMessage({ from: user, to: OUR_NUMBER, body: 'my locker code is 4711' });
+      await twilio.waitForDelivered(user, 1);
+      await gw.idle();
+      await contacts.save({ phone: user, name: 'Alice Owner', channel: 'twilio', registeredBy: user }, Date.now());
+      llm.toolCalls = callToolsOnce({ name: 'save_contact', arguments: JSON.stringify({ name: 'Alice Renamed' }) });
+      llm.answer = echoOrToolResult;
+      // Act: a verified call from the same number asks.
+      const call = await twilio.call({ from: user, to: OUR_NUMBER, script: ['please register me as Alice Renamed', 'bye'], stirVerstat: STIR_VERIFIED_A });
+      await gw.idle();
+      // Assert: the call's turn saw the SMS conversation, and the rename went through.
+      const texts = requestFor('please register me as Alice Renamed')?.messages.map((m) => m.text) ?? [];
+      expect(texts).toEqual(expect.arrayContaining(['my locker code is 4711', 'Echo: my locker code is 4711']));
+      expect(call.heard.some((h) => h.includes('Saved: Alice Renamed'))).toBe(true);
+      expect(await contacts.get(user)).toMatchObject({ name: 'Alice Renamed' });
+      // Every later URL of the call carried the verdict of its first webhook (signed).
+      const urls = call.events.flatMap((e) => (e.kind === 'gather' ? [e.action] : e.kind === 'redirect' ? [e.url] : []));
+      expect(urls.length).toBeGreaterThan(0);
+      for (const url of urls) expect(new URL(url).searchParams.get('v')).toBe('1');
+    });
+
+    it.each([
+      ['without StirVerstat', CALLERS.unattested, undefined],
+      ['with B attestation', CALLERS.attestedB, 'TN-Validation-Passed-B'],
+    ])('keeps a call %s apart from the number’s texts and out of its contact entry', async (_label, user, stirVerstat) => {
+      // Arrange: the owner texted a secret and registered by SMS.
+      await twilio.sendMessage({ from: user, to: OUR_NUMBER, body: `my secret for ${user} is hunter2` });
+      await twilio.waitForDelivered(user, 1);
+      await gw.idle();
+      await contacts.save({ phone: user, name: 'Owner Name', channel: 'twilio', registeredBy: user }, Date.now());
+      llm.toolCalls = callToolsOnce({ name: 'save_contact', arguments: JSON.stringify({ name: 'Mallory' }) });
+      llm.answer = echoOrToolResult;
+      const question = `what is my secret? and register me as Mallory (${user})`;
+      // Act: a call claiming the number, its caller ID not verified.
+      const call = await twilio.call({ from: user, to: OUR_NUMBER, script: [question, 'bye'], ...(stirVerstat === undefined ? {} : { stirVerstat }) });
+      await gw.idle();
+      // Assert: the model saw none of the SMS conversation...
+      const request = requestFor(question);
+      expect(request).toBeDefined();
+      expect(JSON.stringify(request?.messages)).not.toContain('hunter2');
+      // ...the contact is unchanged and the model was told why...
+      expect(await contacts.get(user)).toMatchObject({ name: 'Owner Name', registeredBy: user });
+      const toolResults = llm.chatRequests.flatMap((r) => (r.lastUserText === question ? r.messages.filter((m) => m.role === 'tool').map((m) => m.text) : []));
+      expect(toolResults).toContain(UNVERIFIED_CALLER_ERROR);
+      expect(call.heard.some((h) => h.includes('cannot be changed from a call whose caller ID is not verified'))).toBe(true);
+      // ...and the call's turns stayed out of the number's memory.
+      const memory = await gw.conversations.load(`twilio#${user}`, Date.now());
+      expect(JSON.stringify(memory)).toContain('hunter2');
+      expect(JSON.stringify(memory)).not.toContain('Mallory');
+    });
+
+    it('lets an unverified call register a number nobody registered yet', async () => {
+      // Arrange
+      const user = CALLERS.newcomer;
+      llm.toolCalls = callToolsOnce({ name: 'save_contact', arguments: JSON.stringify({ name: 'New Caller' }) });
+      llm.answer = echoOrToolResult;
+      // Act
+      const call = await twilio.call({ from: user, to: OUR_NUMBER, script: ['register me as New Caller', 'bye'] });
+      await gw.idle();
+      // Assert
+      expect(call.heard.some((h) => h.includes('Saved: New Caller'))).toBe(true);
+      expect(await contacts.get(user)).toMatchObject({ name: 'New Caller', registeredBy: user });
+    });
   });
 
   it('asks once after silence and ends the call politely after a second silence', async () => {
@@ -177,6 +264,8 @@ describe('Twilio voice', () => {
     const pollRes = await twilio.post(`${PUBLIC_BASE_URL}/twilio/voice/poll?t=1&r=0`, params, { signature: null });
     // The counters in the query are signed too: changing them breaks the signature.
     const moved = await twilio.post(`${PUBLIC_BASE_URL}/twilio/voice/poll?t=1&r=0`, params, { signedUrl: `${PUBLIC_BASE_URL}/twilio/voice/poll?t=1&r=5` });
-    expect([gatherRes.status, pollRes.status, moved.status]).toEqual([403, 403, 403]);
+    // So is the caller-ID verdict: `v=1` added to a URL Twilio signed without it is refused.
+    const claimed = await twilio.post(`${PUBLIC_BASE_URL}/twilio/voice/gather?t=1&s=0&v=1`, params, { signedUrl: `${PUBLIC_BASE_URL}/twilio/voice/gather?t=1&s=0` });
+    expect([gatherRes.status, pollRes.status, moved.status, claimed.status]).toEqual([403, 403, 403, 403]);
   });
 });
