@@ -255,7 +255,8 @@ function loadLlm(env: Env): LlmConfig {
 
 function loadRateLimit(env: Env): RateLimitConfig {
   return {
-    messages: int(env, 'RATE_LIMIT_MESSAGES', 20, 0, 100_000),
+    // The window's item lists the admitted message ids: 1,000 of them stay far below 400 KB.
+    messages: int(env, 'RATE_LIMIT_MESSAGES', 20, 0, 1000),
     windowSec: int(env, 'RATE_LIMIT_WINDOW_SEC', 600, 1, 86_400),
   };
 }
