@@ -6,7 +6,7 @@
  */
 import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
-import { CUT_NOTE } from '../../lib/core/notes';
+import { CUT_NOTE, LENGTH_NOTE } from '../../lib/core/notes';
 import { silentLog, type Job } from '../../lib/core/types';
 import { createWorkerHandler } from '../../lib/core/worker';
 import { APOLOGY } from '../../lib/llm/retry';
@@ -142,6 +142,15 @@ describe('LLM time budget in the worker', () => {
 
     expect(sentTo(from)).toEqual([`Half an answer a\n\n${APOLOGY.interrupted}`]);
     expect(callsFor('reset late')).toBe(1);
+  });
+
+  it('marks an answer that hit LLM_MAX_TOKENS (finish reason length) and sends max_tokens', async () => {
+    llm.enqueue(openAiSteps.text('An answer that ran into the cap', 'length'));
+
+    const { from } = await ask('capped please');
+
+    expect(sentTo(from)).toEqual([`An answer that ran into the cap${LENGTH_NOTE.en}`]);
+    expect(llm.lastChatRequest.body['max_tokens']).toBe(1024);
   });
 
   it('does not start a later record of the batch without the time to finish it; the next invocation answers it', async () => {

@@ -470,6 +470,22 @@ describe('OpenAI backend: time limits and answer cap', () => {
     expect(types(events).at(-1)).toBe('done');
   });
 
+  it('does not count its own pauses (retry backoff, a slow tool) as idle time', async () => {
+    // Arrange: a 500 with a 300 ms backoff, then a tool that takes 300 ms; idle timeout 200 ms.
+    fake.enqueue(openAiSteps.serverError(500));
+    fake.toolCalls = callToolsOnce({ name: 'get_weather', arguments: '{"city":"Paris"}' });
+    const slowTool: ToolDefinition = { ...weatherTool(), run: () => new Promise((resolve) => setTimeout(() => resolve('sunny'), 300)) };
+    const llm = createOpenAiBackend(config(), { fetch, sleep: () => new Promise((resolve) => setTimeout(resolve, 300)) }, { idleTimeoutMs: 200 });
+
+    // Act
+    const events = await collect(llm.stream(llmRequest({ text: 'weather?', tools: [slowTool] })));
+
+    // Assert
+    expect(types(events).at(-1)).toBe('done');
+    expect(answerText(events)).toBe('Echo: weather?');
+    expect(fake.chatCalls).toBe(3);
+  });
+
   it('sends max_tokens (the spelling OpenAI-compatible servers accept) on every call', async () => {
     const { llm } = backend();
     await collect(llm.stream(llmRequest()));
