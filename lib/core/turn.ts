@@ -77,6 +77,13 @@ export interface TurnOptions {
    * the Lambda's remaining time. Undefined: no limit but the idle timeout.
    */
   llmDeadlineMs?: number;
+  /**
+   * Whether the job may be handed back unstarted when less than `LLM_MIN_TIME_MS` is left: true
+   * for a record behind another of the same user in the batch. The first record of a group
+   * always runs (with whatever budget there is), so a short function timeout cannot starve a
+   * user's queue.
+   */
+  mayDefer?: boolean;
 }
 
 const keyOf = (job: Job): MessageKey => ({ channel: job.channel, userId: job.userId, msgKey: job.msgKey });
@@ -364,7 +371,7 @@ export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}):
       if (isLlmBound(deps, job)) {
         // A later record of a long batch must not start a call it cannot finish (see OutOfTimeError).
         const left = budgetOf(deps, opts);
-        if (left !== undefined && left < deps.config.llm.minCallTimeMs) throw new OutOfTimeError(job.msgKey, left);
+        if (opts.mayDefer === true && left !== undefined && left < deps.config.llm.minCallTimeMs) throw new OutOfTimeError(job.msgKey, left);
         limited = await rateLimit(deps, job);
       }
       if (limited === '') {

@@ -15,7 +15,7 @@ import { ContactStore } from '../store/contacts';
 import { MessageStore } from '../store/messages';
 import { RateLimitStore } from '../store/rate-limit';
 import { UserStateStore } from '../store/user-state';
-import { handleBatch, scheduleRetries, type RetryBackoff } from './batch';
+import { groupRecords, handleBatch, scheduleRetries, type RetryBackoff } from './batch';
 import type { AdapterDeps, ChannelAdapters } from './channel';
 import { createToolRegistry } from './tools';
 import { runTurn, type TurnDeps, type TurnOptions } from './turn';
@@ -65,8 +65,9 @@ export type WorkerContext = Pick<Context, 'getRemainingTimeInMillis'>;
  * When the LLM must be done in an invocation that has `remainingMs` left: `LLM_TIME_MARGIN_MS`
  * earlier, so the answer can still be saved and delivered before Lambda's timeout kills the
  * invocation (which would fail every record of the batch). Records of a batch run one after the
- * other within their user's group and share this one deadline: a record that finds less than
- * `LLM_MIN_TIME_MS` left is not started but fails back to the queue (see `OutOfTimeError`).
+ * other within their user's group and share this one deadline: a record behind another of its
+ * group that finds less than `LLM_MIN_TIME_MS` left is not started but fails back to the queue
+ * (see `OutOfTimeError`); the first record of each group always runs.
  */
 export function llmDeadlineMs(deps: Pick<TurnDeps, 'clock' | 'config'>, remainingMs: number): number {
   return deps.clock.nowMs() + remainingMs - deps.config.llm.timeMarginMs;
@@ -82,11 +83,13 @@ export function createWorkerHandler(
   retries?: { sqs: SQSClient; queueUrl: string; backoff?: RetryBackoff },
 ): (event: SQSEvent, context?: WorkerContext) => Promise<SQSBatchResponse> {
   return async (event, context) => {
-    const opts: TurnOptions = context ? { llmDeadlineMs: llmDeadlineMs(deps, context.getRemainingTimeInMillis()) } : {};
+    const deadline: TurnOptions = context ? { llmDeadlineMs: llmDeadlineMs(deps, context.getRemainingTimeInMillis()) } : {};
+    // Only a record behind another of its user in this batch may be handed back for lack of time.
+    const heads = new Set(groupRecords(event.Records).map((group) => group[0]?.messageId));
     const response = await handleBatch(
       event,
-      async (job) => {
-        await runTurn(deps, job, opts);
+      async (job, record) => {
+        await runTurn(deps, job, { ...deadline, mayDefer: !heads.has(record.messageId) });
       },
       deps.log,
     );

@@ -4,6 +4,7 @@
  * to the fake Graph API. Timings are scaled down through configuration: idle timeout 400 ms,
  * 1 s kept back for saving and delivering, no call started with less than 1.5 s left.
  */
+import type { SQSRecord } from 'aws-lambda';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
 import { CUT_NOTE, LENGTH_NOTE } from '../../lib/core/notes';
@@ -21,6 +22,34 @@ import { until } from '../support/until';
 const APP_SECRET = 'budget_app_secret';
 const ACCESS_TOKEN = 'EAAG-budget-token';
 const CUT_NOTE_EN = CUT_NOTE.en;
+
+/** A WhatsApp text job as the ingress enqueues it. */
+function whatsappJob(from: string, text: string): Job {
+  return {
+    v: 1,
+    channel: 'whatsapp',
+    userId: from,
+    msgKey: sampleWamid(),
+    conversationKey: `whatsapp#${from}`,
+    input: { kind: 'text', text },
+    reply: { channel: 'whatsapp', phoneNumberId: PNID, to: from, messageId: sampleWamid() },
+    arrivedAtMs: Date.now(),
+  };
+}
+
+/** The SQS record Lambda hands the worker for `job` (receive number `receive`). */
+function lambdaRecord(gw: Gateway, job: Job, receive = 1): SQSRecord {
+  return toLambdaRecord(
+    {
+      MessageId: `m-${receive}-${job.msgKey}`,
+      ReceiptHandle: `rh-${receive}-${job.msgKey}`,
+      Body: JSON.stringify(job),
+      Attributes: { MessageGroupId: messageGroupId(job), ApproximateReceiveCount: String(receive) },
+    },
+    gw.stack.queueArn,
+    gw.config.aws.region,
+  );
+}
 
 describe('LLM time budget in the worker', () => {
   let llm: FakeOpenAi;
@@ -153,37 +182,34 @@ describe('LLM time budget in the worker', () => {
     expect(llm.lastChatRequest.body['max_tokens']).toBe(1024);
   });
 
+  it('always runs the first record of a group, even with less than LLM_MIN_TIME_MS in the whole invocation', async () => {
+    // Arrange: 1.5 s left = 0.5 s of LLM time, below the 1.5 s minimum, for a user's only record.
+    const from = String(nextUser++);
+    const record = lambdaRecord(gw, whatsappJob(from, 'short invocation'));
+
+    // Act
+    const response = await createWorkerHandler(gw.turnDeps)({ Records: [record] }, { getRemainingTimeInMillis: () => 1500 });
+
+    // Assert
+    expect(response.batchItemFailures).toEqual([]);
+    expect(sentTo(from)).toEqual(['Echo: short invocation']);
+  });
+
   it('does not start a later record of the batch without the time to finish it; the next invocation answers it', async () => {
     // Arrange: one user's two jobs in one batch; the first streams past the whole budget.
     const from = String(nextUser++);
-    const job = (n: number): Job => ({
-      v: 1,
-      channel: 'whatsapp',
-      userId: from,
-      msgKey: sampleWamid(),
-      conversationKey: `whatsapp#${from}`,
-      input: { kind: 'text', text: `batch question ${n}` },
-      reply: { channel: 'whatsapp', phoneNumberId: PNID, to: from, messageId: sampleWamid() },
-      arrivedAtMs: Date.now(),
-    });
-    const [first, second] = [job(1), job(2)];
-    const record = (j: Job, n: number) =>
-      toLambdaRecord(
-        { MessageId: `m-${n}-${j.msgKey}`, ReceiptHandle: `rh-${n}`, Body: JSON.stringify(j), Attributes: { MessageGroupId: messageGroupId(j), ApproximateReceiveCount: '1' } },
-        gw.stack.queueArn,
-        gw.config.aws.region,
-      );
+    const [first, second] = [whatsappJob(from, 'batch question 1'), whatsappJob(from, 'batch question 2')];
     const worker = createWorkerHandler(gw.turnDeps);
     llm.answer = (req) => (req.lastUserText === 'batch question 1' ? 'slow '.repeat(1000) : `Echo: ${req.lastUserText}`);
     llm.chunkChars = 2;
     llm.chunkDelayMs = 100;
-    const records = [record(first, 1), record(second, 1)];
+    const records = [lambdaRecord(gw, first), lambdaRecord(gw, second)];
 
     // Act: 3 s left in the invocation = 2 s of LLM time after the 1 s margin.
     const response = await worker({ Records: records }, { getRemainingTimeInMillis: () => 3000 });
     const secondAfterFirstRun = await gw.messages.get(second, Date.now());
     llm.chunkDelayMs = 0;
-    const retry = await worker({ Records: [record(second, 2)] }, { getRemainingTimeInMillis: () => 10_000 });
+    const retry = await worker({ Records: [lambdaRecord(gw, second, 2)] }, { getRemainingTimeInMillis: () => 10_000 });
 
     // Assert: the second job was handed back untouched, then answered in full by the next run.
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[1]?.messageId }]);
