@@ -7,7 +7,7 @@
 import type { SQSRecord } from 'aws-lambda';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
-import { CUT_NOTE, LENGTH_NOTE } from '../../lib/core/notes';
+import { CUT_NOTE, LENGTH_NOTE, TOO_SLOW_TEXT } from '../../lib/core/notes';
 import { silentLog, type Job } from '../../lib/core/types';
 import { createWorkerHandler } from '../../lib/core/worker';
 import { APOLOGY } from '../../lib/llm/retry';
@@ -15,7 +15,7 @@ import { toLambdaRecord } from '../../lib/local/sqs-event-source';
 import { messageGroupId } from '../../lib/queue/jobs';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { openAiSteps, startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { FIXTURE_PHONE_NUMBER_ID as PNID, MetaClient } from '../channels/whatsapp/support';
+import { FIXTURE_PHONE_NUMBER_ID as PNID, fixtureWith, MetaClient } from '../channels/whatsapp/support';
 import { startGateway, type Gateway } from '../support/gateway';
 import { until } from '../support/until';
 
@@ -106,6 +106,7 @@ describe('LLM time budget in the worker', () => {
   });
 
   beforeEach(() => {
+    llm.latencyMs = 0;
     llm.answer = (req) => `Echo: ${req.lastUserText}`;
     llm.chunkChars = 8;
     llm.chunkDelayMs = 0;
@@ -180,6 +181,25 @@ describe('LLM time budget in the worker', () => {
 
     expect(sentTo(from)).toEqual([`An answer that ran into the cap${LENGTH_NOTE.en}`]);
     expect(llm.lastChatRequest.body['max_tokens']).toBe(1024);
+  });
+
+  it('cuts a transcription that hangs and tells the user, without a chat call', async () => {
+    // Arrange: the voice note downloads fine; the transcription server never answers.
+    const from = String(nextUser++);
+    graph.addMedia('2754859441498128', Buffer.concat([Buffer.from('OggS'), Buffer.alloc(60, 7)]), 'audio/ogg; codecs=opus');
+    const { body } = fixtureWith('audio-voice.json', { from: { '16505551234': from } });
+    llm.latencyMs = 60_000;
+    const calls = { chat: llm.chatCalls, transcription: llm.transcriptionCalls };
+
+    // Act
+    await meta.post(body);
+    await until(() => sentTo(from).length > 0, 15_000);
+    await gw.idle();
+
+    // Assert
+    expect(sentTo(from)).toEqual([TOO_SLOW_TEXT.en]);
+    expect(llm.transcriptionCalls - calls.transcription).toBe(1);
+    expect(llm.chatCalls - calls.chat).toBe(0);
   });
 
   it('always runs the first record of a group, even with less than LLM_MIN_TIME_MS in the whole invocation', async () => {
