@@ -74,7 +74,9 @@ export const CUT_CODES: Readonly<Record<CutReason, string>> = { idle: 'idle_time
 export function cutEventOf(guard: CallGuard): Extract<LlmEvent, { type: 'cut' }> | undefined {
   const reason = guard.cutReason();
   if (reason === undefined) return undefined;
-  const reasonText = guard.signal.reason instanceof Error ? guard.signal.reason.message : reason;
+  // The abort reason is a DOMException (not `instanceof Error` in every realm): read its message.
+  const why: unknown = guard.signal.reason;
+  const reasonText = typeof why === 'object' && why !== null && 'message' in why && typeof why.message === 'string' ? why.message : reason;
   return { type: 'cut', reason, message: reasonText };
 }
 

@@ -414,7 +414,7 @@ describe('OpenAI backend: time limits and answer cap', () => {
     // Assert
     expect(answerText(events)).toBe('abcd');
     expect(types(events)).toEqual(['delta', 'cut']);
-    expect(events.at(-1)).toMatchObject({ type: 'cut', reason: 'idle' });
+    expect(events.at(-1)).toEqual({ type: 'cut', reason: 'idle', message: 'the LLM sent nothing for 300 ms' });
     expect(fake.chatCalls).toBe(1);
     expect(waits).toEqual([]);
   });
