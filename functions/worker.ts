@@ -11,4 +11,5 @@ const run = createWorkerHandler(createTurnDeps(cfg, createLog('worker', cfg.logL
   queueUrl: cfg.aws.queueUrl,
 });
 
-export const handler = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => run(event);
+// The context's remaining time sets the LLM's time budget for this batch.
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => run(event, context);

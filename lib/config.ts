@@ -46,6 +46,24 @@ export interface LlmConfig {
   dify: DifyConfig | undefined;
   /** Per-chunk delay of the offline `dev` provider. */
   devChunkDelayMs: number;
+  /** A stream (or any LLM HTTP call) that sends no bytes this long is cut (`LLM_STREAM_IDLE_TIMEOUT_MS`). */
+  streamIdleTimeoutMs: number;
+  /** Cap on answer tokens, sent as `max_tokens` (openai; a Dify app sets its own in the app). */
+  maxTokens: number;
+  /** Worker time kept back from the LLM for saving and delivering the answer (`LLM_TIME_MARGIN_MS`). */
+  timeMarginMs: number;
+  /** An LLM call is not started with less time than this left; the job goes back to the queue (`LLM_MIN_TIME_MS`). */
+  minCallTimeMs: number;
+  /** Stored conversation history budget in UTF-8 bytes, oldest turns dropped first (`HISTORY_MAX_BYTES`). */
+  historyMaxBytes: number;
+}
+
+/** Per-user limit of LLM-bound messages, shared by every worker through DynamoDB. */
+export interface RateLimitConfig {
+  /** Messages allowed per window; 0 turns the limit off (`RATE_LIMIT_MESSAGES`). */
+  messages: number;
+  /** Window length in seconds (`RATE_LIMIT_WINDOW_SEC`). */
+  windowSec: number;
 }
 
 export type WeChatReplyMode = 'passive' | 'customer_service';
@@ -118,6 +136,7 @@ export interface AwsConfig {
 /** The whole validated configuration. */
 export interface AppConfig {
   llm: LlmConfig;
+  rateLimit: RateLimitConfig;
   wechat: WeChatConfig | undefined;
   whatsapp: WhatsAppConfig | undefined;
   twilio: TwilioConfig | undefined;
@@ -224,6 +243,21 @@ function loadLlm(env: Env): LlmConfig {
           },
     dify: difyKey === '' ? undefined : { apiKey: difyKey, baseUrl: url(env, 'DIFY_BASE_URL', 'https://api.dify.ai/v1') },
     devChunkDelayMs: int(env, 'DEV_LLM_CHUNK_DELAY_MS', 60, 0, 10_000),
+    streamIdleTimeoutMs: int(env, 'LLM_STREAM_IDLE_TIMEOUT_MS', 30_000, 100, 600_000),
+    maxTokens: int(env, 'LLM_MAX_TOKENS', 1024, 16, 128_000),
+    timeMarginMs: int(env, 'LLM_TIME_MARGIN_MS', 20_000, 0, 120_000),
+    minCallTimeMs: int(env, 'LLM_MIN_TIME_MS', 30_000, 0, 300_000),
+    // DynamoDB items stop at 400 KB (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html);
+    // the cap keeps memory far below it with room for the item's other attributes.
+    historyMaxBytes: int(env, 'HISTORY_MAX_BYTES', 64 * 1024, 1024, 256 * 1024),
+  };
+}
+
+function loadRateLimit(env: Env): RateLimitConfig {
+  return {
+    // The window's item lists the admitted message ids: 1,000 of them stay far below 400 KB.
+    messages: int(env, 'RATE_LIMIT_MESSAGES', 20, 0, 1000),
+    windowSec: int(env, 'RATE_LIMIT_WINDOW_SEC', 600, 1, 86_400),
   };
 }
 
@@ -376,6 +410,7 @@ export function loadConfig(env: Env): AppConfig {
   const publicBaseUrl = str(env, 'PUBLIC_BASE_URL');
   return {
     llm: loadLlm(env),
+    rateLimit: loadRateLimit(env),
     wechat: loadWeChat(env),
     whatsapp: loadWhatsApp(env),
     twilio: loadTwilio(env),

@@ -72,6 +72,36 @@ describe('loadConfig', () => {
     expect(loadConfig({ OPENAI_API_KEY: 'sk', OPENAI_TRANSCRIPTION_MODEL: 'none' }).llm.openai?.transcriptionModel).toBe('');
   });
 
+  it('defaults the LLM time limits, answer cap, history budget and rate limit', () => {
+    const cfg = loadConfig({});
+    expect(cfg.llm).toMatchObject({ streamIdleTimeoutMs: 30_000, maxTokens: 1024, timeMarginMs: 20_000, minCallTimeMs: 30_000, historyMaxBytes: 65_536 });
+    expect(cfg.rateLimit).toEqual({ messages: 20, windowSec: 600 });
+  });
+
+  it('reads the LLM limits and the rate limit from the environment', () => {
+    const cfg = loadConfig({
+      LLM_STREAM_IDLE_TIMEOUT_MS: '5000',
+      LLM_MAX_TOKENS: '256',
+      LLM_TIME_MARGIN_MS: '15000',
+      LLM_MIN_TIME_MS: '10000',
+      HISTORY_MAX_BYTES: '32768',
+      RATE_LIMIT_MESSAGES: '0',
+      RATE_LIMIT_WINDOW_SEC: '60',
+    });
+    expect(cfg.llm).toMatchObject({ streamIdleTimeoutMs: 5000, maxTokens: 256, timeMarginMs: 15_000, minCallTimeMs: 10_000, historyMaxBytes: 32_768 });
+    expect(cfg.rateLimit).toEqual({ messages: 0, windowSec: 60 });
+  });
+
+  it.each([
+    [{ LLM_STREAM_IDLE_TIMEOUT_MS: '0' }, /LLM_STREAM_IDLE_TIMEOUT_MS/],
+    [{ LLM_MAX_TOKENS: 'lots' }, /LLM_MAX_TOKENS/],
+    [{ HISTORY_MAX_BYTES: '500000' }, /HISTORY_MAX_BYTES/],
+    [{ RATE_LIMIT_MESSAGES: '-1' }, /RATE_LIMIT_MESSAGES/],
+    [{ RATE_LIMIT_WINDOW_SEC: '0' }, /RATE_LIMIT_WINDOW_SEC/],
+  ])('rejects an out-of-range limit %#, naming the variable', (env, pattern) => {
+    expect(() => loadConfig(env)).toThrow(pattern);
+  });
+
   it('parses menu prompts', () => {
     const cfg = loadConfig({ WECHAT_TOKEN: 't', WECHAT_MENU_PROMPTS: '{"V1001_NEWS":"What is new today?"}' });
     expect(cfg.wechat?.menuPrompts).toEqual({ V1001_NEWS: 'What is new today?' });

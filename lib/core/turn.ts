@@ -9,9 +9,11 @@ import { normaliseUserId, type AppConfig } from '../config';
 import type { ImageInput, LlmBackend, LlmRequest, ToolDefinition } from '../llm/types';
 import type { Conversation, ConversationStore } from '../store/conversations';
 import type { MessageKey, MessageRecord, MessageStore } from '../store/messages';
+import type { RateLimitStore } from '../store/rate-limit';
 import { DeliveryError, type ChannelAdapters } from './channel';
-import { LlmCallError } from '../llm/retry';
+import { CUT_CODES, LlmCallError } from '../llm/retry';
 import { CLEARED_TEXT, HELP_TEXT, parseCommand } from './commands';
+import { CUT_NOTE, LENGTH_NOTE, localise, rateLimitedText, TOO_SLOW_TEXT } from './notes';
 import type { Clock, Job, Log } from './types';
 
 /** Told to users not on `ALLOWED_USERS`. */
@@ -31,6 +33,8 @@ export interface TurnDeps {
   config: AppConfig;
   messages: MessageStore;
   conversations: ConversationStore;
+  /** The per-user rate limit of LLM-bound messages. */
+  rateLimits: RateLimitStore;
   llm: LlmBackend;
   channels: ChannelAdapters;
   clock: Clock;
@@ -54,6 +58,34 @@ export class AnswerInProgressError extends Error {
   }
 }
 
+/**
+ * Too little of the invocation is left to start an LLM call (`LLM_MIN_TIME_MS`). Nothing was
+ * started or written: the job fails back to the queue (with the rest of its FIFO group, which
+ * keeps the user's order) and a fresh invocation, with its whole time budget, answers it.
+ */
+export class OutOfTimeError extends Error {
+  constructor(msgKey: string, leftMs: number) {
+    super(`only ${Math.max(0, Math.round(leftMs))} ms of LLM time left in this invocation: ${msgKey} goes back to the queue unstarted`);
+    this.name = 'OutOfTimeError';
+  }
+}
+
+/** Per-job limits from the invocation. */
+export interface TurnOptions {
+  /**
+   * When (by `deps.clock`) the LLM must be done, leaving time to save and deliver; derived from
+   * the Lambda's remaining time. Undefined: no limit but the idle timeout.
+   */
+  llmDeadlineMs?: number;
+  /**
+   * Whether the job may be handed back unstarted when less than `LLM_MIN_TIME_MS` is left: true
+   * for a record behind another of the same user in the batch. The first record of a group
+   * always runs (with whatever budget there is), so a short function timeout cannot starve a
+   * user's queue.
+   */
+  mayDefer?: boolean;
+}
+
 const keyOf = (job: Job): MessageKey => ({ channel: job.channel, userId: job.userId, msgKey: job.msgKey });
 /** The user id the LLM backend sees (Dify scopes conversations by it). */
 const llmUserId = (job: Job): string => `${job.channel}:${job.userId}`;
@@ -72,10 +104,14 @@ type Prepared = { kind: 'fixed'; text: string } | { kind: 'ask'; text: string; i
  * Media that cannot be fetched or understood (expired media id, undecodable voice) gets a
  * polite reply instead of endless retries; failures a retry can fix still throw.
  */
-async function prepare(deps: TurnDeps, job: Job): Promise<Prepared> {
+async function prepare(deps: TurnDeps, job: Job, opts: TurnOptions): Promise<Prepared> {
   try {
-    return await prepareInput(deps, job);
+    return await prepareInput(deps, job, opts);
   } catch (err) {
+    if (err instanceof LlmCallError && (err.code === CUT_CODES.idle || err.code === CUT_CODES.deadline)) {
+      deps.log.warn('transcription cut short', { code: err.code, error: err.message });
+      return { kind: 'fixed', text: localise(job, TOO_SLOW_TEXT) };
+    }
     const retryable = err instanceof DeliveryError ? err.retryable : err instanceof LlmCallError ? err.retryable : true;
     if (retryable || (job.input.kind !== 'audio' && job.input.kind !== 'image')) throw err;
     deps.log.warn('media could not be used', { error: err instanceof Error ? err.message : String(err) });
@@ -83,7 +119,33 @@ async function prepare(deps: TurnDeps, job: Job): Promise<Prepared> {
   }
 }
 
-async function prepareInput(deps: TurnDeps, job: Job): Promise<Prepared> {
+/**
+ * Whether `job` would reach the model (and so counts against the rate limit and needs LLM
+ * time). Mirrors {@link prepareInput}: commands, notices, a text-only model's images and
+ * voice without transcription are answered without it.
+ */
+function isLlmBound(deps: TurnDeps, job: Job): boolean {
+  const input = job.input;
+  const adapter = deps.channels[job.channel];
+  switch (input.kind) {
+    case 'notice':
+    case 'forget':
+      return false;
+    case 'text':
+      return parseCommand(input.text) === undefined;
+    case 'image':
+      return deps.config.llm.provider === 'openai' && deps.config.llm.openai?.vision === true && adapter?.fetchMedia !== undefined;
+    case 'audio':
+      return deps.llm.transcribe !== undefined && adapter?.fetchMedia !== undefined;
+  }
+}
+
+/** Milliseconds of LLM time left, or undefined without a deadline. */
+function budgetOf(deps: TurnDeps, opts: TurnOptions): number | undefined {
+  return opts.llmDeadlineMs === undefined ? undefined : opts.llmDeadlineMs - deps.clock.nowMs();
+}
+
+async function prepareInput(deps: TurnDeps, job: Job, opts: TurnOptions): Promise<Prepared> {
   const input = job.input;
   switch (input.kind) {
     case 'notice':
@@ -118,7 +180,7 @@ async function prepareInput(deps: TurnDeps, job: Job): Promise<Prepared> {
       const adapter = deps.channels[job.channel];
       if (!deps.llm.transcribe || !adapter?.fetchMedia) return { kind: 'fixed', text: NO_TRANSCRIPTION_TEXT };
       const media = await adapter.fetchMedia(job, input.mediaRef, input.mimeType);
-      const text = (await deps.llm.transcribe(media.bytes, media.filename, media.mimeType)).trim();
+      const text = (await deps.llm.transcribe(media.bytes, media.filename, media.mimeType, budgetOf(deps, opts))).trim();
       if (text === '') return { kind: 'fixed', text: 'Sorry, I could not hear anything in that voice message.' };
       return { kind: 'ask', text, images: [], remember: true };
     }
@@ -133,7 +195,8 @@ async function generate(
   deps: TurnDeps,
   job: Job,
   prepared: Extract<Prepared, { kind: 'ask' }>,
-): Promise<{ text: string; ok: boolean; remember: () => Promise<void> }> {
+  opts: TurnOptions,
+): Promise<Generated> {
   const key = keyOf(job);
   const conv = await deps.conversations.load(job.conversationKey, deps.clock.nowMs());
   const suffix = deps.channels[job.channel]?.systemPromptSuffix?.(job) ?? '';
@@ -153,10 +216,20 @@ async function generate(
     deps.messages.touch(key, deps.clock.nowMs()).catch((err: unknown) => deps.log.warn('lease refresh failed', { error: String(err) }));
   }, Math.max(1000, Math.floor(deps.streamLeaseMs / 4)));
   try {
-    return await streamAnswer(deps, job, prepared, request, conv);
+    // The budget is measured after the lease is taken, so it counts from the model call.
+    const budgetMs = budgetOf(deps, opts);
+    return await streamAnswer(deps, job, prepared, budgetMs === undefined ? request : { ...request, budgetMs }, conv);
   } finally {
     clearInterval(keepAlive);
   }
+}
+
+/** The outcome of a model call: the text to deliver, the record's note, and how to remember it. */
+interface Generated {
+  text: string;
+  /** '' for a normal answer; `apology`, `cut` or `length` otherwise. */
+  note: string;
+  remember: () => Promise<void>;
 }
 
 async function streamAnswer(
@@ -165,22 +238,38 @@ async function streamAnswer(
   prepared: Extract<Prepared, { kind: 'ask' }>,
   request: LlmRequest,
   conv: Conversation,
-): Promise<{ text: string; ok: boolean; remember: () => Promise<void> }> {
+): Promise<Generated> {
   const key = keyOf(job);
   let answer = '';
   let flushed = '';
   let lastFlushMs = deps.clock.nowMs();
   let difyConversationId = conv.difyConversationId;
   let failure: string | undefined;
-  for await (const event of deps.llm.stream(request)) {
-    if (event.type === 'delta') answer += event.text;
-    else if (event.type === 'replace') answer = event.text;
-    else if (event.type === 'conversation') difyConversationId = event.conversationId;
-    else if (event.type === 'error') {
-      deps.log.error('LLM failed', { code: event.code, message: event.message, retryable: event.retryable });
-      failure = event.userMessage;
-      break;
-    } else break; // done
+  let cut = false;
+  let finishReason = '';
+  stream: for await (const event of deps.llm.stream(request)) {
+    switch (event.type) {
+      case 'delta':
+        answer += event.text;
+        break;
+      case 'replace':
+        answer = event.text;
+        break;
+      case 'conversation':
+        difyConversationId = event.conversationId;
+        break;
+      case 'error':
+        deps.log.error('LLM failed', { code: event.code, message: event.message, retryable: event.retryable });
+        failure = event.userMessage;
+        break stream;
+      case 'cut':
+        deps.log.warn('LLM answer cut short', { reason: event.reason, message: event.message, chars: answer.length });
+        cut = true;
+        break stream;
+      case 'done':
+        finishReason = event.finishReason;
+        break stream;
+    }
     const now = deps.clock.nowMs();
     if (answer !== flushed && now - lastFlushMs >= deps.flushIntervalMs) {
       await deps.messages.saveProgress(key, answer, now);
@@ -189,24 +278,45 @@ async function streamAnswer(
     }
   }
 
-  const nothing = async (): Promise<void> => undefined;
-  if (failure !== undefined) {
-    return { text: answer.trim() === '' ? failure : `${answer}\n\n${failure}`, ok: false, remember: nothing };
-  }
-  if (answer.trim() === '') {
-    return { text: 'Sorry, I have no answer to that. Could you rephrase it?', ok: false, remember: nothing };
-  }
-  const remember = async (): Promise<void> => {
+  /** Saves the exchange (when there is an answer to remember) and Dify's conversation id. */
+  const save = async (remembered: string): Promise<void> => {
     if (!prepared.remember) return;
-    const turns = [...conv.turns, { role: 'user' as const, content: prepared.text }, { role: 'assistant' as const, content: answer }];
+    const turns =
+      remembered.trim() === '' ? conv.turns : [...conv.turns, { role: 'user' as const, content: prepared.text }, { role: 'assistant' as const, content: remembered }];
     await deps.conversations.save(
       job.conversationKey,
       { turns: deps.llm.name === 'dify' ? [] : turns, difyConversationId },
-      deps.config.llm.historyTurns,
+      { maxTurns: deps.config.llm.historyTurns, maxBytes: deps.config.llm.historyMaxBytes },
       deps.clock.nowMs(),
     );
   };
-  return { text: answer, ok: true, remember };
+  const nothing = async (): Promise<void> => undefined;
+  if (failure !== undefined) {
+    return { text: answer.trim() === '' ? failure : `${answer}\n\n${failure}`, note: 'apology', remember: nothing };
+  }
+  if (cut) {
+    // A cut is final: the text so far is delivered with a note, and remembered as the model's
+    // answer (without the note), so the next question has the context the user saw.
+    if (answer.trim() === '') return { text: localise(job, TOO_SLOW_TEXT), note: 'cut', remember: () => save('') };
+    return { text: answer + localise(job, CUT_NOTE), note: 'cut', remember: () => save(answer) };
+  }
+  if (answer.trim() === '') {
+    return { text: 'Sorry, I have no answer to that. Could you rephrase it?', note: 'apology', remember: nothing };
+  }
+  if (finishReason === 'length') return { text: answer + localise(job, LENGTH_NOTE), note: 'length', remember: () => save(answer) };
+  return { text: answer, note: '', remember: () => save(answer) };
+}
+
+/**
+ * Counts an LLM-bound message against the user's window. Returns undefined when it may go on,
+ * the note to send for the first refused message of the window, or '' for later refused ones.
+ */
+async function rateLimit(deps: TurnDeps, job: Job): Promise<string | undefined> {
+  const now = deps.clock.nowMs();
+  const decision = await deps.rateLimits.take(job.channel, job.userId, job.msgKey, now, deps.config.rateLimit);
+  if (decision.allowed) return undefined;
+  deps.log.warn('rate limit reached', { channel: job.channel, msgKey: job.msgKey, first: decision.first });
+  return decision.first ? localise(job, rateLimitedText((decision.resetAtMs - now) / 60_000)) : '';
 }
 
 /** Deletes the user's conversation and takes every pending answer out of the queue of things to deliver. */
@@ -222,7 +332,7 @@ async function forgetUser(deps: TurnDeps, job: Job): Promise<void> {
  * Answers one job (idempotently) and delivers it through the channel.
  * Throws only for failures SQS redelivery can fix (DynamoDB/SQS errors, retryable delivery).
  */
-export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> {
+export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}): Promise<MessageRecord> {
   const key = keyOf(job);
   const now = deps.clock.nowMs();
   let record = await deps.messages.get(key, now);
@@ -252,25 +362,45 @@ export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> 
       return gone;
     }
     let text: string;
-    let ok = true;
+    let note = '';
     let remember = async (): Promise<void> => undefined;
     if (!isAllowed(deps.config.allowedUsers, job.userId)) {
       text = NOT_ENROLLED_TEXT;
     } else {
-      await deps.channels[job.channel]?.onJobStart?.(job);
-      const prepared = await prepare(deps, job);
-      if (prepared.kind === 'fixed') {
-        text = prepared.text;
+      let limited: string | undefined;
+      if (isLlmBound(deps, job)) {
+        // A later record of a long batch must not start a call it cannot finish (see OutOfTimeError).
+        const left = budgetOf(deps, opts);
+        if (opts.mayDefer === true && left !== undefined && left < deps.config.llm.minCallTimeMs) throw new OutOfTimeError(job.msgKey, left);
+        limited = await rateLimit(deps, job);
+      }
+      if (limited === '') {
+        // A further message past the limit: dropped quietly (the user was told once this window).
+        await deps.messages.finish(key, '', 'done', deps.clock.nowMs(), 'rate_limited');
+        await deps.messages.dropPending(key, deps.clock.nowMs());
+        const dropped = await deps.messages.get(key, deps.clock.nowMs());
+        if (!dropped) throw new Error('message record vanished');
+        return dropped;
+      }
+      if (limited !== undefined) {
+        text = limited;
+        note = 'rate_limited';
       } else {
-        const result = await generate(deps, job, prepared);
-        text = result.text;
-        ok = result.ok;
-        remember = result.remember;
+        await deps.channels[job.channel]?.onJobStart?.(job);
+        const prepared = await prepare(deps, job, opts);
+        if (prepared.kind === 'fixed') {
+          text = prepared.text;
+        } else {
+          const result = await generate(deps, job, prepared, opts);
+          text = result.text;
+          note = result.note;
+          remember = result.remember;
+        }
       }
     }
     // Memory first: once the record says done, a redelivered job skips the turn entirely.
     await remember();
-    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), ok ? '' : 'apology');
+    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), note);
   }
 
   const adapter = deps.channels[job.channel];

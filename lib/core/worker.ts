@@ -2,7 +2,7 @@
  * Wires the worker: from validated configuration to the dependencies of the turn.
  * Kept out of the ingress bundles (it pulls in the LLM SDK).
  */
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AppConfig } from '../config';
 import { createTwilioAdapter } from '../channels/twilio/adapter';
@@ -13,11 +13,12 @@ import { ConversationStore } from '../store/conversations';
 import { createDocumentClient } from '../store/client';
 import { ContactStore } from '../store/contacts';
 import { MessageStore } from '../store/messages';
+import { RateLimitStore } from '../store/rate-limit';
 import { UserStateStore } from '../store/user-state';
-import { handleBatch, scheduleRetries, type RetryBackoff } from './batch';
+import { groupRecords, handleBatch, scheduleRetries, type RetryBackoff } from './batch';
 import type { AdapterDeps, ChannelAdapters } from './channel';
 import { createToolRegistry } from './tools';
-import { runTurn, type TurnDeps } from './turn';
+import { runTurn, type TurnDeps, type TurnOptions } from './turn';
 import { systemClock, type Clock, type Log } from './types';
 
 /** Overrides for tests (fake clock, fake fetch). */
@@ -46,6 +47,7 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
     config: cfg,
     messages,
     conversations: new ConversationStore(db, cfg.aws.tableName),
+    rateLimits: new RateLimitStore(db, cfg.aws.tableName),
     llm: createLlmBackend(cfg.llm, { fetch: fetchImpl, sleep: (ms) => clock.sleep(ms) }),
     channels,
     clock,
@@ -56,16 +58,38 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
   };
 }
 
+/** The part of the Lambda context the worker reads. */
+export type WorkerContext = Pick<Context, 'getRemainingTimeInMillis'>;
+
+/**
+ * When the LLM must be done in an invocation that has `remainingMs` left: `LLM_TIME_MARGIN_MS`
+ * earlier, so the answer can still be saved and delivered before Lambda's timeout kills the
+ * invocation (which would fail every record of the batch). Records of a batch run one after the
+ * other within their user's group and share this one deadline: a record behind another of its
+ * group that finds less than `LLM_MIN_TIME_MS` left is not started but fails back to the queue
+ * (see `OutOfTimeError`); the first record of each group always runs.
+ */
+export function llmDeadlineMs(deps: Pick<TurnDeps, 'clock' | 'config'>, remainingMs: number): number {
+  return deps.clock.nowMs() + remainingMs - deps.config.llm.timeMarginMs;
+}
+
 /**
  * The worker's batch handler over prepared dependencies. With `retries`, failed records
  * come back after a short backoff instead of the queue's 30-minute visibility timeout.
+ * With a Lambda `context`, the LLM calls get a time budget from its remaining time.
  */
-export function createWorkerHandler(deps: TurnDeps, retries?: { sqs: SQSClient; queueUrl: string; backoff?: RetryBackoff }): (event: SQSEvent) => Promise<SQSBatchResponse> {
-  return async (event) => {
+export function createWorkerHandler(
+  deps: TurnDeps,
+  retries?: { sqs: SQSClient; queueUrl: string; backoff?: RetryBackoff },
+): (event: SQSEvent, context?: WorkerContext) => Promise<SQSBatchResponse> {
+  return async (event, context) => {
+    const deadline: TurnOptions = context ? { llmDeadlineMs: llmDeadlineMs(deps, context.getRemainingTimeInMillis()) } : {};
+    // Only a record behind another of its user in this batch may be handed back for lack of time.
+    const heads = new Set(groupRecords(event.Records).map((group) => group[0]?.messageId));
     const response = await handleBatch(
       event,
-      async (job) => {
-        await runTurn(deps, job);
+      async (job, record) => {
+        await runTurn(deps, job, { ...deadline, mayDefer: !heads.has(record.messageId) });
       },
       deps.log,
     );

@@ -8,8 +8,11 @@
  */
 import type { DifyConfig } from '../config';
 import { isJsonObject, objectField, stringField, numberField, tryParseJson, type JsonObject } from './json';
+import { createCallGuard, type CallGuard } from './guard';
 import {
   APOLOGY,
+  cutCallError,
+  cutEventOf,
   errorEvent,
   isAbortError,
   LlmCallError,
@@ -28,6 +31,8 @@ export const DIFY_MAX_RETRIES = 2;
 export interface DifyBackendOptions {
   /** Retries of 429 / 5xx / network failures; default {@link DIFY_MAX_RETRIES}. */
   maxRetries?: number;
+  /** No byte for this long while a request is in flight cuts the call (default 30 s, `LLM_STREAM_IDLE_TIMEOUT_MS`). */
+  idleTimeoutMs?: number;
 }
 
 /** A Dify `files` entry for the chat-messages body. */
@@ -103,17 +108,18 @@ function extensionOf(mimeType: string): string {
  * Creates the Dify backend.
  * @param cfg - app API key and base URL (ending in `/v1`).
  * @param deps - `fetch` for all calls, `sleep` for retry backoff.
- * @param options - retry budget.
+ * @param options - retry budget and idle timeout. Dify's API has no token cap: the app's model settings hold it.
  */
 export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyBackendOptions = {}): LlmBackend {
   const maxRetries = options.maxRetries ?? DIFY_MAX_RETRIES;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
   const headers = { Authorization: `Bearer ${cfg.apiKey}`, 'Content-Type': 'application/json' };
 
   /**
    * Dify takes images as `remote_url` (it fetches them) or as an id from `POST /files/upload`.
    * `data:` URLs (e.g. media we downloaded with a channel token) must be uploaded first.
    */
-  async function prepareFiles(request: LlmRequest, signal: AbortSignal | undefined): Promise<DifyFile[]> {
+  async function prepareFiles(request: LlmRequest, guard: CallGuard): Promise<DifyFile[]> {
     const files: DifyFile[] = [];
     for (const [index, image] of request.images.entries()) {
       if (/^https?:\/\//i.test(image.url)) {
@@ -125,11 +131,11 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
       const form = new FormData();
       form.append('file', new Blob([decoded.bytes], { type: decoded.mimeType }), `image-${index}.${extensionOf(decoded.mimeType)}`);
       form.append('user', request.userId);
-      const response = await deps.fetch(`${cfg.baseUrl}/files/upload`, {
+      const response = await guard.fetch(`${cfg.baseUrl}/files/upload`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${cfg.apiKey}` },
         body: form,
-        signal,
+        signal: guard.signal,
       });
       const text = await response.text();
       const json = tryParseJson(text);
@@ -214,9 +220,23 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
   }
 
   async function* stream(request: LlmRequest, signal?: AbortSignal): AsyncGenerator<LlmEvent> {
+    const guard = createCallGuard({ fetch: deps.fetch, idleMs: idleTimeoutMs, budgetMs: request.budgetMs, signal });
+    try {
+      yield* answer(request, guard);
+      // However the stream ended after the guard fired (abort error, quiet end), say why.
+      const cut = cutEventOf(guard);
+      if (cut) yield cut;
+    } finally {
+      guard.dispose();
+    }
+  }
+
+  /** Uploads, the call and its retries; returns quietly when the guard's signal aborts (the caller reports a cut). */
+  async function* answer(request: LlmRequest, guard: CallGuard): AsyncGenerator<LlmEvent> {
+    const signal = guard.signal;
     let files: DifyFile[];
     try {
-      files = await prepareFiles(request, signal);
+      files = await prepareFiles(request, guard);
     } catch (error) {
       if (isAbortError(error, signal)) return;
       yield error instanceof LlmCallError
@@ -237,7 +257,7 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
       if (files.length > 0) body['files'] = files;
       let failure: { retryable: boolean; event: LlmErrorEvent; headers: HeaderSource | undefined };
       try {
-        const response = await deps.fetch(`${cfg.baseUrl}/chat-messages`, {
+        const response = await guard.fetch(`${cfg.baseUrl}/chat-messages`, {
           method: 'POST',
           headers,
           body: JSON.stringify(body),
@@ -266,9 +286,10 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
       if (failure.retryable && attempt < maxRetries) {
         const delay = retryDelayMs(attempt, failure.headers);
         attempt++;
-        if (delay !== undefined) {
+        // A wait the budget cannot afford is not worth starting: report the failure now.
+        if (delay !== undefined && delay < guard.remainingMs()) {
           await deps.sleep(delay);
-          if (signal?.aborted) return;
+          if (signal.aborted) return;
           continue;
         }
       }
@@ -278,18 +299,26 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
   }
 
   async function forgetConversation(userId: string, conversationId: string): Promise<void> {
-    const response = await deps.fetch(`${cfg.baseUrl}/conversations/${encodeURIComponent(conversationId)}`, {
-      method: 'DELETE',
-      headers,
-      body: JSON.stringify({ user: userId }),
-    });
-    // Already gone is what we wanted.
-    if (response.ok || response.status === 404) {
-      await response.body?.cancel().catch(() => undefined);
-      return;
+    const guard = createCallGuard({ fetch: deps.fetch, idleMs: idleTimeoutMs, budgetMs: undefined, signal: undefined });
+    try {
+      const response = await guard.fetch(`${cfg.baseUrl}/conversations/${encodeURIComponent(conversationId)}`, {
+        method: 'DELETE',
+        headers,
+        body: JSON.stringify({ user: userId }),
+        signal: guard.signal,
+      });
+      // Already gone is what we wanted.
+      if (response.ok || response.status === 404) {
+        await response.body?.cancel().catch(() => undefined);
+        return;
+      }
+      const errorBody = await readErrorBody(response);
+      throw new LlmCallError(classify(response.status, errorBody.code, `delete conversation failed: ${errorBody.message}`).event);
+    } catch (error) {
+      throw cutCallError(guard, error) ?? error;
+    } finally {
+      guard.dispose();
     }
-    const errorBody = await readErrorBody(response);
-    throw new LlmCallError(classify(response.status, errorBody.code, `delete conversation failed: ${errorBody.message}`).event);
   }
 
   return { name: 'dify', stream, forgetConversation };

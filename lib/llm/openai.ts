@@ -15,8 +15,11 @@ import type {
   ChatCompletionTool,
 } from 'openai/resources/chat/completions';
 import type { OpenAiConfig } from '../config';
+import { createCallGuard, type CallGuard } from './guard';
 import {
   APOLOGY,
+  cutCallError,
+  cutEventOf,
   errorEvent,
   isAbortError,
   LlmCallError,
@@ -150,21 +153,44 @@ async function runTool(tools: readonly ToolDefinition[], call: AssembledToolCall
   }
 }
 
+/** Limits of {@link createOpenAiBackend}; see `LLM_STREAM_IDLE_TIMEOUT_MS` and `LLM_MAX_TOKENS`. */
+export interface OpenAiBackendOptions {
+  /** No byte for this long while a request is in flight cuts the call (default {@link DEFAULT_IDLE_TIMEOUT_MS}). */
+  idleTimeoutMs?: number;
+  /** `max_tokens` of every chat call (default {@link DEFAULT_MAX_TOKENS}). */
+  maxTokens?: number;
+}
+
+/** Default idle timeout of an LLM call. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+/** Default answer cap in tokens. */
+export const DEFAULT_MAX_TOKENS = 1024;
+
 /**
  * Creates the OpenAI-compatible backend.
  * @param cfg - key, base URL, model, vision flag, transcription model ('' disables), retry budget.
  * @param deps - `fetch` (handed to the SDK) and `sleep` (retry backoff).
+ * @param options - idle timeout and answer cap.
  */
-export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps): LlmBackend {
-  // A request timeout well below the worker's 300 s Lambda timeout (the SDK's default is
-  // 600 s): a hung server ends in an apology instead of a killed invocation.
-  const client = new OpenAI({ apiKey: cfg.apiKey, baseURL: cfg.baseUrl, fetch: deps.fetch, maxRetries: 0, timeout: 120_000 });
+export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps, options: OpenAiBackendOptions = {}): LlmBackend {
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
 
-  /** One model call with retries; yields deltas; returns undefined when it ended in error or abort. */
+  /**
+   * A client whose requests go through `guard` (the SDK takes its fetch at construction, and
+   * constructing one is cheap). Its own `timeout` only covers the wait for headers, so it sits
+   * behind the guard's idle timeout and never fires first.
+   */
+  const clientFor = (guard: CallGuard): OpenAI =>
+    new OpenAI({ apiKey: cfg.apiKey, baseURL: cfg.baseUrl, fetch: guard.fetch, maxRetries: 0, timeout: idleTimeoutMs + 5_000 });
+
+  /** One model call with retries; yields deltas; returns undefined when it ended in error, abort or cut. */
   async function* complete(
+    client: OpenAI,
+    guard: CallGuard,
     body: ChatCompletionCreateParamsStreaming,
-    signal: AbortSignal | undefined,
   ): AsyncGenerator<LlmEvent, CompletionOutcome | undefined> {
+    const signal = guard.signal;
     for (let attempt = 0; ; attempt++) {
       let emitted = false;
       let content = '';
@@ -194,7 +220,7 @@ export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps): LlmBacken
           if (choice.finish_reason) finishReason = choice.finish_reason;
         }
         // The SDK ends iteration quietly when the signal aborts mid-stream.
-        if (signal?.aborted) return undefined;
+        if (signal.aborted) return undefined;
         const toolCalls = [...calls.entries()]
           .sort(([a], [b]) => a - b)
           .map(([index, call]) => ({ ...call, id: call.id === '' ? `call_${index}` : call.id }))
@@ -205,9 +231,10 @@ export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps): LlmBacken
         const failure = classify(error);
         if (failure.retryable && !emitted && attempt < cfg.maxRetries) {
           const delay = retryDelayMs(attempt, failure.headers);
-          if (delay !== undefined) {
+          // A wait the budget cannot afford is not worth starting: report the failure now.
+          if (delay !== undefined && delay < guard.remainingMs()) {
             await deps.sleep(delay);
-            if (signal?.aborted) return undefined;
+            if (signal.aborted) return undefined;
             continue;
           }
         }
@@ -220,16 +247,34 @@ export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps): LlmBacken
   }
 
   async function* stream(request: LlmRequest, signal?: AbortSignal): AsyncGenerator<LlmEvent> {
+    const guard = createCallGuard({ fetch: deps.fetch, idleMs: idleTimeoutMs, budgetMs: request.budgetMs, signal });
+    try {
+      yield* answer(clientFor(guard), guard, request);
+      // Whatever way the SDK ended after the guard fired (quiet end, abort error), say why.
+      const cut = cutEventOf(guard);
+      if (cut) yield cut;
+    } finally {
+      guard.dispose();
+    }
+  }
+
+  /** The tool loop; returns quietly when the guard's signal aborts (the caller reports a cut). */
+  async function* answer(client: OpenAI, guard: CallGuard, request: LlmRequest): AsyncGenerator<LlmEvent> {
     const messages = buildMessages(request, cfg.vision);
     const tools = request.tools.length > 0 ? request.tools.map(toolSpec) : undefined;
     let answered = false;
     for (let round = 0; ; round++) {
+      // `max_tokens`, not `max_completion_tokens`: OpenAI deprecated it for o-series models,
+      // but it is the field every OpenAI-compatible server (vLLM, Ollama, DeepSeek, Azure) accepts
+      // (https://platform.openai.com/docs/api-reference/chat/create#chat-create-max_tokens).
       const body: ChatCompletionCreateParamsStreaming = { model: cfg.model, messages: [...messages], stream: true };
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- see above: the compatible spelling on purpose
+      body.max_tokens = maxTokens;
       if (tools) {
         body.tools = tools;
         if (round >= MAX_TOOL_ROUNDS) body.tool_choice = 'none';
       }
-      const outcome = yield* complete(body, signal);
+      const outcome = yield* complete(client, guard, body);
       if (!outcome) return;
       if (outcome.content !== '') answered = true;
       if (outcome.toolCalls.length === 0 || !tools || round >= MAX_TOOL_ROUNDS) {
@@ -250,29 +295,37 @@ export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps): LlmBacken
       messages.push({ role: 'assistant', content: outcome.content === '' ? null : outcome.content, tool_calls: toolCalls });
       for (const call of outcome.toolCalls) {
         const result = await runTool(request.tools, call);
-        if (signal?.aborted) return;
+        if (guard.signal.aborted) return;
         messages.push({ role: 'tool', tool_call_id: call.id, content: result });
       }
     }
   }
 
-  async function transcribe(audio: Uint8Array, filename: string, mimeType: string): Promise<string> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const file = await toFile(audio, filename, { type: mimeType });
-        const result = await client.audio.transcriptions.create({ file, model: cfg.transcriptionModel });
-        return result.text;
-      } catch (error) {
-        const failure = classify(error);
-        if (failure.retryable && attempt < cfg.maxRetries) {
-          const delay = retryDelayMs(attempt, failure.headers);
-          if (delay !== undefined) {
-            await deps.sleep(delay);
-            continue;
+  async function transcribe(audio: Uint8Array, filename: string, mimeType: string, budgetMs?: number): Promise<string> {
+    const guard = createCallGuard({ fetch: deps.fetch, idleMs: idleTimeoutMs, budgetMs, signal: undefined });
+    const client = clientFor(guard);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const file = await toFile(audio, filename, { type: mimeType });
+          const result = await client.audio.transcriptions.create({ file, model: cfg.transcriptionModel }, { signal: guard.signal });
+          return result.text;
+        } catch (error) {
+          const cut = cutCallError(guard, error);
+          if (cut) throw cut;
+          const failure = classify(error);
+          if (failure.retryable && attempt < cfg.maxRetries) {
+            const delay = retryDelayMs(attempt, failure.headers);
+            if (delay !== undefined && delay < guard.remainingMs()) {
+              await deps.sleep(delay);
+              continue;
+            }
           }
+          throw new LlmCallError(failure.event, { cause: error });
         }
-        throw new LlmCallError(failure.event, { cause: error });
       }
+    } finally {
+      guard.dispose();
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * Retry timing and user-facing apologies shared by the HTTP backends.
  */
+import type { CallGuard, CutReason } from './guard';
 import type { LlmEvent } from './types';
 
 /** First backoff when the server gives no hint; doubles each attempt. */
@@ -63,7 +64,28 @@ export const APOLOGY = {
   rejected: "Sorry, I couldn't process that message. Please try rephrasing it.",
   misconfigured: 'Sorry, the assistant is not available right now. The operator has been notified.',
   interrupted: 'Sorry, my answer was interrupted. Please ask again.',
+  tooSlow: 'Sorry, that took too long. Please try again.',
 } as const;
+
+/** The error code a cut is reported with by calls that throw (`transcribe`). */
+export const CUT_CODES: Readonly<Record<CutReason, string>> = { idle: 'idle_timeout', deadline: 'deadline' };
+
+/** The `cut` event for a guard that cut its call, or undefined when it did not. */
+export function cutEventOf(guard: CallGuard): Extract<LlmEvent, { type: 'cut' }> | undefined {
+  const reason = guard.cutReason();
+  if (reason === undefined) return undefined;
+  // The abort reason is a DOMException (not `instanceof Error` in every realm): read its message.
+  const why: unknown = guard.signal.reason;
+  const reasonText = typeof why === 'object' && why !== null && 'message' in why && typeof why.message === 'string' ? why.message : reason;
+  return { type: 'cut', reason, message: reasonText };
+}
+
+/** The {@link LlmCallError} a throwing call raises when its guard cut it (not retryable: the budget is spent). */
+export function cutCallError(guard: CallGuard, cause: unknown): LlmCallError | undefined {
+  const cut = cutEventOf(guard);
+  if (!cut) return undefined;
+  return new LlmCallError(errorEvent(CUT_CODES[cut.reason], cut.message, false, APOLOGY.tooSlow), { cause });
+}
 
 /** The `error` member of {@link LlmEvent}. */
 export type LlmErrorEvent = Extract<LlmEvent, { type: 'error' }>;

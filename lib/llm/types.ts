@@ -3,6 +3,9 @@
  * Backends never throw for a vendor error the user should hear about: they end the
  * stream with an `error` event carrying a short apology-worthy reason.
  */
+import type { CutReason } from './guard';
+
+export type { CutReason } from './guard';
 
 /** A past turn of the conversation (openai keeps these; Dify keeps its own). */
 export interface ChatTurn {
@@ -31,6 +34,11 @@ export interface LlmRequest {
   conversationId: string | undefined;
   /** Tools the model may call (openai only); empty when none. */
   tools: readonly ToolDefinition[];
+  /**
+   * Milliseconds the whole answer may take from the call (retries and tool rounds included);
+   * past it the stream ends with a `cut` event. Undefined: only the idle timeout applies.
+   */
+  budgetMs?: number;
 }
 
 /** A function tool the model may call (see lib/core/tools). */
@@ -51,13 +59,17 @@ export interface ToolDefinition {
  * - `done`: the answer is complete.
  * - `error`: the answer failed; `retryable` says whether SQS redelivery could help;
  *   `userMessage` is a short apology for the user.
+ * - `cut`: a time limit ended the answer (`idle`: the server sent nothing for the idle timeout;
+ *   `deadline`: the budget ran out). The text so far stands; retrying would repeat it and
+ *   cost a second call, so the caller closes the answer with a note instead.
  */
 export type LlmEvent =
   | { type: 'delta'; text: string }
   | { type: 'replace'; text: string }
   | { type: 'conversation'; conversationId: string }
   | { type: 'done'; finishReason: string }
-  | { type: 'error'; code: string; message: string; retryable: boolean; userMessage: string };
+  | { type: 'error'; code: string; message: string; retryable: boolean; userMessage: string }
+  | { type: 'cut'; reason: CutReason; message: string };
 
 /** A streaming chat backend. */
 export interface LlmBackend {
@@ -66,8 +78,12 @@ export interface LlmBackend {
   stream(request: LlmRequest, signal?: AbortSignal): AsyncIterable<LlmEvent>;
   /** Forgets server-side conversation state (Dify), if any. */
   forgetConversation?(userId: string, conversationId: string): Promise<void>;
-  /** Transcribes audio (bytes + filename with a supported extension); undefined when not supported. */
-  transcribe?(audio: Uint8Array, filename: string, mimeType: string): Promise<string>;
+  /**
+   * Transcribes audio (bytes + filename with a supported extension); undefined when not supported.
+   * `budgetMs` bounds the whole call like {@link LlmRequest.budgetMs}; a cut throws an
+   * `LlmCallError` with code `idle_timeout` or `deadline`.
+   */
+  transcribe?(audio: Uint8Array, filename: string, mimeType: string, budgetMs?: number): Promise<string>;
 }
 
 /** Injected I/O for backends, so tests can pin time. */

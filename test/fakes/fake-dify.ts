@@ -50,7 +50,18 @@ export type FakeDifyMode = 'chat' | 'agent' | 'chatflow';
  * - `raw`: send this SSE text verbatim (e.g. a recorded transcript), no conversation handling;
  * - `disconnect`: destroy the socket without answering.
  */
-export type FakeDifyStep = FakeBasicStep | { kind: 'events'; events: readonly Readonly<Record<string, unknown>>[] };
+export type FakeDifyStep =
+  | FakeBasicStep
+  | {
+      kind: 'events';
+      events: readonly Readonly<Record<string, unknown>>[];
+      /**
+       * After this many events, stop sending (the connection stays open until the client leaves):
+       * a stalled app. With `pingEveryMs`, Dify's bare `event: ping` keep-alive still arrives that often.
+       */
+      stallAfter?: number;
+      pingEveryMs?: number;
+    };
 
 /** A chat-messages request as the fake received it. */
 export interface FakeDifyChatRequest {
@@ -322,6 +333,10 @@ export class FakeDify {
     // Dify's keep-alive is a bare `event: ping` (no data line).
     res.write('event: ping\n\n');
     for (const [index, event] of events.entries()) {
+      if (step?.kind === 'events' && step.stallAfter === index) {
+        await stall(res, signal, step.pingEveryMs);
+        return;
+      }
       if (index > 0 && !(await pause(this.chunkDelayMs, signal))) return;
       res.write(`data: ${JSON.stringify(event)}\n\n`);
     }
@@ -413,6 +428,14 @@ export class FakeDify {
         created_at: Math.floor(Date.now() / 1000),
       },
     });
+  }
+}
+
+/** Sends nothing more (but `event: ping` every `pingEveryMs`, when given) until the client or the fake goes away. */
+async function stall(res: ServerResponse, signal: AbortSignal, pingEveryMs: number | undefined): Promise<void> {
+  for (;;) {
+    if (!(await pause(pingEveryMs ?? 60_000, signal))) return;
+    if (pingEveryMs !== undefined) res.write('event: ping\n\n');
   }
 }
 

@@ -47,14 +47,15 @@ export interface FakeToolCall {
  * What the fake does for one chat call, consumed in order from {@link FakeOpenAi.script}; when the
  * script is empty the fake answers with {@link FakeOpenAi.toolCalls} / {@link FakeOpenAi.answer}.
  * - `http`: reply with this status/headers/body (errors such as 429, 500, insufficient_quota);
- * - `text`: stream this text (optionally dropping the connection after `dropAfterChunks` content chunks);
+ * - `text`: stream this text (optionally dropping the connection after `dropAfterChunks` content chunks,
+ *   or going silent with the connection open after `stallAfterChunks`, until the client leaves);
  * - `toolCalls`: stream these tool calls with `finish_reason: "tool_calls"`;
  * - `raw`: send this SSE text verbatim (e.g. a recorded transcript);
  * - `disconnect`: destroy the socket without answering (a network error).
  */
 export type FakeOpenAiStep =
   | FakeBasicStep
-  | { kind: 'text'; text: string; finishReason?: string; dropAfterChunks?: number }
+  | { kind: 'text'; text: string; finishReason?: string; dropAfterChunks?: number; stallAfterChunks?: number }
   | { kind: 'toolCalls'; calls: readonly FakeToolCall[] };
 
 /** One chat message as the fake received it. */
@@ -360,7 +361,7 @@ export class FakeOpenAi {
       return;
     }
 
-    const events: Array<Record<string, unknown> | 'drop'> = [];
+    const events: Array<Record<string, unknown> | 'drop' | 'stall'> = [];
     if (step.kind === 'toolCalls') {
       step.calls.forEach((call, index) => {
         events.push(
@@ -380,6 +381,7 @@ export class FakeOpenAi {
       events.push(envelope([choice({ role: 'assistant', content: '', refusal: null })]));
       pieces(step.text, this.chunkChars).forEach((piece, index) => {
         if (step.dropAfterChunks !== undefined && index === step.dropAfterChunks) events.push('drop');
+        if (step.stallAfterChunks !== undefined && index === step.stallAfterChunks) events.push('stall');
         events.push(envelope([choice({ content: piece })]));
       });
       events.push(envelope([choice({}, step.finishReason ?? 'stop')]));
@@ -391,6 +393,11 @@ export class FakeOpenAi {
 
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     for (const [index, event] of events.entries()) {
+      if (event === 'stall') {
+        // Silence with the connection open: only the client's own timeout ends this.
+        while (await pause(60_000, signal));
+        return;
+      }
       if (event === 'drop') {
         // Close the TCP connection mid-body (after what was written has been flushed):
         // the client sees a truncated chunked response, like a proxy or network cut.

@@ -94,6 +94,11 @@ describe('createLlmBackend', () => {
     openai: { apiKey: 'sk', baseUrl: 'http://127.0.0.1:9/v1', model: 'm', vision: false, transcriptionModel: '', maxRetries: 0 },
     dify: { apiKey: 'app', baseUrl: 'http://127.0.0.1:9/v1' },
     devChunkDelayMs: 0,
+    streamIdleTimeoutMs: 30_000,
+    maxTokens: 1024,
+    timeMarginMs: 20_000,
+    minCallTimeMs: 30_000,
+    historyMaxBytes: 65_536,
   };
   const deps = { fetch, sleep: async () => undefined };
 

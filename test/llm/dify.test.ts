@@ -14,9 +14,12 @@ afterEach(async () => {
   await fake.close();
 });
 
-function backend(maxRetries = 2): { llm: LlmBackend; waits: number[] } {
+function backend(maxRetries = 2, idleTimeoutMs?: number): { llm: LlmBackend; waits: number[] } {
   const { sleep, waits } = recordingSleep();
-  return { llm: createDifyBackend({ apiKey: 'app-test', baseUrl: fake.baseUrl }, { fetch, sleep }, { maxRetries }), waits };
+  return {
+    llm: createDifyBackend({ apiKey: 'app-test', baseUrl: fake.baseUrl }, { fetch, sleep }, { maxRetries, ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }) }),
+    waits,
+  };
 }
 
 describe('Dify backend: streaming', () => {
@@ -341,5 +344,54 @@ describe('Dify backend: forgetConversation and transcription', () => {
     const { llm } = backend();
 
     expect(llm).not.toHaveProperty('transcribe');
+  });
+});
+
+describe('Dify backend: time limits', () => {
+  const answerEvents = [
+    { event: 'message', answer: 'Part one, ' },
+    { event: 'message', answer: 'part two' },
+    { event: 'message', answer: ' never sent' },
+    { event: 'message_end', metadata: {} },
+  ];
+
+  it('cuts a stream that goes silent, keeping the text and the conversation id, with one call', async () => {
+    // Arrange
+    fake.enqueue({ kind: 'events', events: answerEvents, stallAfter: 2 });
+    const { llm, waits } = backend(2, 300);
+
+    // Act
+    const events = await collect(llm.stream(llmRequest({ userId: 'wx:slow' })));
+
+    // Assert
+    expect(answerText(events)).toBe('Part one, part two');
+    expect(types(events)).toEqual(['conversation', 'delta', 'delta', 'cut']);
+    expect(events.at(-1)).toMatchObject({ type: 'cut', reason: 'idle' });
+    expect(fake.chatCalls).toBe(1);
+    expect(waits).toEqual([]);
+  });
+
+  it("counts Dify's ping keep-alives as activity; the budget still ends the call", async () => {
+    // Arrange: silence apart from a ping every 50 ms, which an idle timeout of 300 ms must not cut.
+    fake.enqueue({ kind: 'events', events: answerEvents, stallAfter: 1, pingEveryMs: 50 });
+    const { llm } = backend(2, 300);
+
+    // Act
+    const events = await collect(llm.stream(llmRequest({ budgetMs: 900 })));
+
+    // Assert
+    expect(answerText(events)).toBe('Part one, ');
+    expect(events.at(-1)).toMatchObject({ type: 'cut', reason: 'deadline' });
+    expect(fake.chatCalls).toBe(1);
+  });
+
+  it('cuts an app that never answers the request (Dify calls had no timeout)', async () => {
+    fake.latencyMs = 60_000;
+    const { llm } = backend(2, 200);
+
+    const events = await collect(llm.stream(llmRequest()));
+
+    expect(types(events)).toEqual(['cut']);
+    expect(fake.chatCalls).toBe(1);
   });
 });

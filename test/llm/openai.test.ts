@@ -1,6 +1,6 @@
 import type { OpenAiConfig } from '../../lib/config';
-import { createOpenAiBackend, MAX_TOOL_ROUNDS } from '../../lib/llm/openai';
-import { APOLOGY, MAX_SERVER_WAIT_MS } from '../../lib/llm/retry';
+import { createOpenAiBackend, DEFAULT_MAX_TOKENS, MAX_TOOL_ROUNDS, type OpenAiBackendOptions } from '../../lib/llm/openai';
+import { APOLOGY, LlmCallError, MAX_SERVER_WAIT_MS } from '../../lib/llm/retry';
 import type { LlmBackend, ToolDefinition } from '../../lib/llm/types';
 import { callToolsOnce, openAiSteps, startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { answerText, collect, errorOf, fixtureText, llmRequest, recordingSleep, types } from './helpers';
@@ -27,9 +27,9 @@ function config(overrides: Partial<OpenAiConfig> = {}): OpenAiConfig {
   };
 }
 
-function backend(overrides: Partial<OpenAiConfig> = {}): { llm: LlmBackend; waits: number[] } {
+function backend(overrides: Partial<OpenAiConfig> = {}, options: OpenAiBackendOptions = {}): { llm: LlmBackend; waits: number[] } {
   const { sleep, waits } = recordingSleep();
-  return { llm: createOpenAiBackend(config(overrides), { fetch, sleep }), waits };
+  return { llm: createOpenAiBackend(config(overrides), { fetch, sleep }, options), waits };
 }
 
 /** A tool that records its calls. */
@@ -398,5 +398,123 @@ describe('OpenAI backend: transcription', () => {
     const { llm } = backend({ transcriptionModel: '' });
 
     expect(llm).not.toHaveProperty('transcribe');
+  });
+});
+
+describe('OpenAI backend: time limits and answer cap', () => {
+  it('cuts a stream that goes silent after some chunks, keeping the text, with one call', async () => {
+    // Arrange: four characters, then silence on an open connection.
+    fake.enqueue({ kind: 'text', text: 'abcdefghijklmnop', stallAfterChunks: 1 });
+    fake.chunkChars = 4;
+    const { llm, waits } = backend({}, { idleTimeoutMs: 300 });
+
+    // Act
+    const events = await collect(llm.stream(llmRequest()));
+
+    // Assert
+    expect(answerText(events)).toBe('abcd');
+    expect(types(events)).toEqual(['delta', 'cut']);
+    expect(events.at(-1)).toEqual({ type: 'cut', reason: 'idle', message: 'the LLM sent nothing for 300 ms' });
+    expect(fake.chatCalls).toBe(1);
+    expect(waits).toEqual([]);
+  });
+
+  it('cuts a server that never sends headers, without retrying', async () => {
+    fake.latencyMs = 60_000;
+    const { llm } = backend({}, { idleTimeoutMs: 200 });
+
+    const events = await collect(llm.stream(llmRequest()));
+
+    expect(types(events)).toEqual(['cut']);
+    expect(events[0]).toMatchObject({ type: 'cut', reason: 'idle' });
+    expect(fake.chatCalls).toBe(1);
+  });
+
+  it('does not count a steady stream as idle, and cuts it when the budget runs out', async () => {
+    // Arrange: a chunk every 40 ms (well inside the idle timeout) for far longer than the budget.
+    fake.answer = () => 'x'.repeat(2000);
+    fake.chunkChars = 2;
+    fake.chunkDelayMs = 40;
+    const { llm } = backend({}, { idleTimeoutMs: 1000 });
+
+    // Act
+    const events = await collect(llm.stream(llmRequest({ budgetMs: 600 })));
+
+    // Assert
+    expect(events.at(-1)).toMatchObject({ type: 'cut', reason: 'deadline' });
+    const text = answerText(events);
+    expect(text.length).toBeGreaterThan(0);
+    expect(text.length).toBeLessThan(2000);
+    expect(fake.chatCalls).toBe(1);
+  });
+
+  it('does not start a retry wait the budget cannot afford', async () => {
+    fake.enqueue(openAiSteps.rateLimited({ retryAfterSeconds: 2 }));
+    const { llm, waits } = backend();
+
+    const events = await collect(llm.stream(llmRequest({ budgetMs: 1000 })));
+
+    expect(waits).toEqual([]);
+    expect(fake.chatCalls).toBe(1);
+    expect(errorOf(events)).toMatchObject({ code: 'rate_limited', retryable: true });
+  });
+
+  it('still retries a 5xx within the budget and answers', async () => {
+    fake.enqueue(openAiSteps.serverError(502));
+    const { llm, waits } = backend();
+
+    const events = await collect(llm.stream(llmRequest({ text: 'again', budgetMs: 5000 })));
+
+    expect(waits).toEqual([500]);
+    expect(answerText(events)).toBe('Echo: again');
+    expect(types(events).at(-1)).toBe('done');
+  });
+
+  it('does not count its own pauses (retry backoff, a slow tool) as idle time', async () => {
+    // Arrange: a 500 with a 300 ms backoff, then a tool that takes 300 ms; idle timeout 200 ms.
+    fake.enqueue(openAiSteps.serverError(500));
+    fake.toolCalls = callToolsOnce({ name: 'get_weather', arguments: '{"city":"Paris"}' });
+    const slowTool: ToolDefinition = { ...weatherTool(), run: () => new Promise((resolve) => setTimeout(() => resolve('sunny'), 300)) };
+    const llm = createOpenAiBackend(config(), { fetch, sleep: () => new Promise((resolve) => setTimeout(resolve, 300)) }, { idleTimeoutMs: 200 });
+
+    // Act
+    const events = await collect(llm.stream(llmRequest({ text: 'weather?', tools: [slowTool] })));
+
+    // Assert
+    expect(types(events).at(-1)).toBe('done');
+    expect(answerText(events)).toBe('Echo: weather?');
+    expect(fake.chatCalls).toBe(3);
+  });
+
+  it('sends max_tokens (the spelling OpenAI-compatible servers accept) on every call', async () => {
+    const { llm } = backend();
+    await collect(llm.stream(llmRequest()));
+    const { llm: capped } = backend({}, { maxTokens: 300 });
+
+    await collect(capped.stream(llmRequest()));
+
+    expect(fake.chatRequests.map((r) => r.body['max_tokens'])).toEqual([DEFAULT_MAX_TOKENS, 300]);
+    expect(fake.lastChatRequest.body).not.toHaveProperty('max_completion_tokens');
+  });
+
+  it('reports an answer stopped by the token cap as done with finish reason length', async () => {
+    fake.enqueue(openAiSteps.text('a capped answer', 'length'));
+    const { llm } = backend();
+
+    const events = await collect(llm.stream(llmRequest()));
+
+    expect(events.at(-1)).toEqual({ type: 'done', finishReason: 'length' });
+  });
+
+  it('cuts a transcription that hangs and throws a non-retryable cut error', async () => {
+    fake.latencyMs = 60_000;
+    const { llm, waits } = backend({}, { idleTimeoutMs: 200 });
+
+    const failure = await llm.transcribe?.(new Uint8Array([1, 2, 3]), 'voice.ogg', 'audio/ogg').catch((err: unknown) => err);
+
+    expect(failure).toBeInstanceOf(LlmCallError);
+    expect(failure).toMatchObject({ code: 'idle_timeout', retryable: false });
+    expect(fake.transcriptionCalls).toBe(1);
+    expect(waits).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createWeChatHandler, type WeChatOverrides } from '../../functions/wechat';
 import { loadConfig, type AppConfig } from '../../lib/config';
-import { createTurnDeps, createWorkerHandler, type WorkerOverrides } from '../../lib/core/worker';
+import { createTurnDeps, createWorkerHandler, type WorkerContext, type WorkerOverrides } from '../../lib/core/worker';
 import { silentLog, type Log } from '../../lib/core/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
@@ -39,7 +39,9 @@ export interface GatewayOptions {
   wechat?: WeChatOverrides;
   worker?: WorkerOverrides;
   /** Wraps the worker handler (e.g. to inject a failure). */
-  wrapWorker?: (inner: (event: SQSEvent) => Promise<SQSBatchResponse>) => (event: SQSEvent) => Promise<SQSBatchResponse>;
+  wrapWorker?: (inner: (event: SQSEvent, context?: WorkerContext) => Promise<SQSBatchResponse>) => (event: SQSEvent, context?: WorkerContext) => Promise<SQSBatchResponse>;
+  /** The worker's Lambda timeout in seconds, as the event source reports it in the context (default 300). */
+  workerTimeoutSec?: number;
   visibilityTimeoutSec?: number;
   /** Set false to leave failed records to the queue's visibility timeout (default: short backoff, as in AWS). */
   retryDelays?: boolean;
@@ -71,9 +73,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     waitTimeSec: 1,
     // Lambda runs several batches at once (one per active message group): so do we.
     concurrency: 4,
-    handler: async (event) => {
+    ...(opts.workerTimeoutSec !== undefined ? { timeoutSec: opts.workerTimeoutSec } : {}),
+    handler: async (event, context) => {
       batches.push(event);
-      return wrapped(event);
+      return wrapped(event, context);
     },
   });
   const routes: Record<string, HttpHandler> = {
