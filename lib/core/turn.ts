@@ -9,6 +9,7 @@ import { normaliseUserId, type AppConfig } from '../config';
 import type { ImageInput, LlmBackend, LlmRequest, ToolDefinition } from '../llm/types';
 import type { Conversation, ConversationStore } from '../store/conversations';
 import type { MessageKey, MessageRecord, MessageStore } from '../store/messages';
+import { NO_NOTE } from '../store/notes';
 import { DeliveryError, type ChannelAdapters } from './channel';
 import { LlmCallError } from '../llm/retry';
 import { CLEARED_TEXT, HELP_TEXT, parseCommand } from './commands';
@@ -238,7 +239,7 @@ export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> 
     if (record.deliveredChars > 0) {
       // The previous attempt died after part of the answer was shown: regenerating would
       // show the user a different text, so close what they have seen.
-      record = await deps.messages.finish(key, record.answer + INTERRUPTED_NOTE, 'done', deps.clock.nowMs(), 'interrupted');
+      record = await deps.messages.finish(key, record.answer + INTERRUPTED_NOTE, 'done', deps.clock.nowMs(), { kind: 'interrupted' });
     }
   }
 
@@ -270,7 +271,7 @@ export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> 
     }
     // Memory first: once the record says done, a redelivered job skips the turn entirely.
     await remember();
-    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), ok ? '' : 'apology');
+    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), ok ? NO_NOTE : { kind: 'apology' });
   }
 
   const adapter = deps.channels[job.channel];

@@ -75,7 +75,9 @@ export class WeChatPlatform {
     const timestamp = String(Math.floor(Date.now() / 1000));
     const nonce = String(randomBytes(4).readUInt32BE(0));
     const signature = wechatSignature([this.opts.token, timestamp, nonce]);
-    const params = new URLSearchParams({ signature, timestamp, nonce, openid: 'x' });
+    // WeChat puts the sender's OpenID in the query too.
+    const openid = /<FromUserName><!\[CDATA\[(.*?)\]\]><\/FromUserName>/.exec(body)?.[1] ?? '';
+    const params = new URLSearchParams({ signature, timestamp, nonce, openid });
     if (!this.opts.aes) return { query: params.toString(), body };
     const key = aesKeyFromEncodingAesKey(this.opts.aes.encodingAesKey);
     const envelope = buildEncryptedReply({
