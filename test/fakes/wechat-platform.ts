@@ -97,7 +97,11 @@ export class WeChatPlatform {
 
   /** Posts `xmlBody` once with a window; undefined status when abandoned. */
   async postOnce(xmlBody: string, windowMs = this.opts.windowMs): Promise<{ status: number | undefined; body: string }> {
-    const signed = this.signedQuery(xmlBody);
+    return this.postSigned(this.signedQuery(xmlBody), windowMs);
+  }
+
+  /** Posts an already signed request (e.g. a captured query string with another body). */
+  async postSigned(signed: { query: string; body: string }, windowMs = this.opts.windowMs): Promise<{ status: number | undefined; body: string }> {
     try {
       const res = await fetch(`${this.opts.url}?${signed.query}`, {
         method: 'POST',
