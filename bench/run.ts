@@ -89,8 +89,9 @@ async function ingress(): Promise<void> {
       WECHAT_APP_ID: 'wxbench',
       WECHAT_APP_SECRET: 'secret',
       WECHAT_REPLY_MODE: 'customer_service',
+      WECHAT_CS_PASSIVE_WAIT_MS: '0',
     });
-    const handler = createWeChatHandler(cfg, { log: silentLog, csPassiveWaitMs: 0 });
+    const handler = createWeChatHandler(cfg, { log: silentLog });
     const event = (i: number): ReturnType<typeof toEvent> => {
       const timestamp = String(Math.floor(Date.now() / 1000));
       const nonce = String(i);

@@ -2,32 +2,31 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
-import { handleWeChat, secureRandom, type WeChatIngressDeps } from '../lib/channels/wechat/ingress';
+import { createWeChatIngressDeps, handleWeChat, secureRandom, type WeChatIngressDeps } from '../lib/channels/wechat/ingress';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
 import { createDocumentClient } from '../lib/store/client';
-import { MessageStore } from '../lib/store/messages';
 
 /** Knobs tests turn (timing is scaled down there; production uses the defaults). */
-export type WeChatOverrides = Partial<Pick<WeChatIngressDeps, 'clock' | 'random' | 'pollMs' | 'holdMs' | 'csPassiveWaitMs' | 'log'>>;
+export type WeChatOverrides = Partial<Pick<WeChatIngressDeps, 'clock' | 'random' | 'pollMs' | 'holdMs' | 'log'>>;
 
 /** Builds the handler for a configuration. */
 export function createWeChatHandler(cfg: AppConfig, overrides: WeChatOverrides = {}): (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2> {
   const log = overrides.log ?? createLog('wechat', cfg.logLevel);
   const clock = overrides.clock ?? systemClock;
-  const deps: WeChatIngressDeps | undefined = cfg.wechat && {
-    config: cfg.wechat,
-    messages: new MessageStore(createDocumentClient(cfg.aws), cfg.aws.tableName),
-    queue: new SqsJobQueue(createSqsClient(cfg.aws), cfg.aws.queueUrl),
-    clock,
-    log,
-    random: overrides.random ?? secureRandom,
-    pollMs: overrides.pollMs ?? 150,
-    // WeChat drops the connection at 5 s; holding a little longer makes sure it retries.
-    holdMs: overrides.holdMs ?? 5_300,
-    csPassiveWaitMs: overrides.csPassiveWaitMs ?? 4_000,
-  };
+  const deps: WeChatIngressDeps | undefined =
+    cfg.wechat &&
+    createWeChatIngressDeps(cfg, cfg.wechat, {
+      db: createDocumentClient(cfg.aws),
+      queue: new SqsJobQueue(createSqsClient(cfg.aws), cfg.aws.queueUrl),
+      clock,
+      log,
+      random: overrides.random ?? secureRandom,
+      pollMs: overrides.pollMs ?? 150,
+      // WeChat drops the connection at 5 s; holding a little longer makes sure it retries.
+      holdMs: overrides.holdMs ?? 5_300,
+    });
   // A channel without secrets is disabled: its endpoint does not exist (404).
   return webhookHandler('wechat', deps, log, clock, handleWeChat);
 }

@@ -89,6 +89,15 @@ export interface WeChatConfig {
   deliveries: number;
   /** A passive page's budget in UTF-8 bytes (WeChat cuts at about 2,048). */
   pageBytes: number;
+  /**
+   * Customer-service mode: how long the ingress waits for a whole answer it can send
+   * passively (free) before the worker's push takes over. The one place both read it.
+   */
+  csPassiveWaitMs: number;
+  /** Largest distance of a request's `timestamp` from now (seconds) before it is refused as stale or forged. */
+  maxClockSkewSec: number;
+  /** With an EncodingAESKey set, still accept plaintext requests (only while switching the console's mode). */
+  allowPlaintext: boolean;
 }
 
 /** WhatsApp Cloud API settings (enabled when `WHATSAPP_VERIFY_TOKEN` is set). */
@@ -147,6 +156,8 @@ export interface AppConfig {
   publicBaseUrl: string;
   adminToken: string;
   logLevel: string;
+  /** How long a job may go without progress before it stops holding its user's later answers (seconds). */
+  failedJobHoldSec: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -334,6 +345,9 @@ function loadWeChat(env: Env): WeChatConfig | undefined {
     replyWaitMs: int(env, 'WECHAT_REPLY_WAIT_MS', 4500, 100, 4900),
     deliveries: int(env, 'WECHAT_DELIVERIES', 3, 1, 5),
     pageBytes: int(env, 'WECHAT_PAGE_BYTES', 2000, 200, 2048),
+    csPassiveWaitMs: int(env, 'WECHAT_CS_PASSIVE_WAIT_MS', 4000, 0, 4900),
+    maxClockSkewSec: int(env, 'WECHAT_MAX_CLOCK_SKEW_SEC', 300, 30, 3600),
+    allowPlaintext: bool(env, 'WECHAT_ALLOW_PLAINTEXT'),
   };
 }
 
@@ -434,6 +448,7 @@ export function loadConfig(env: Env): AppConfig {
     publicBaseUrl: publicBaseUrl === '' ? '' : url(env, 'PUBLIC_BASE_URL', publicBaseUrl),
     adminToken: str(env, 'ADMIN_TOKEN'),
     logLevel: str(env, 'LOG_LEVEL', 'INFO') || 'INFO',
+    failedJobHoldSec: int(env, 'FAILED_JOB_HOLD_SEC', 60, 1, 86_400),
   };
 }
 

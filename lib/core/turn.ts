@@ -9,6 +9,7 @@ import { normaliseUserId, type AppConfig } from '../config';
 import type { ImageInput, LlmBackend, LlmRequest, ToolDefinition } from '../llm/types';
 import type { Conversation, ConversationStore } from '../store/conversations';
 import type { MessageKey, MessageRecord, MessageStore } from '../store/messages';
+import { NO_NOTE, type RecordNote } from '../store/notes';
 import type { RateLimitStore } from '../store/rate-limit';
 import { DeliveryError, type ChannelAdapters } from './channel';
 import { CUT_CODES, LlmCallError } from '../llm/retry';
@@ -227,8 +228,8 @@ async function generate(
 /** The outcome of a model call: the text to deliver, the record's note, and how to remember it. */
 interface Generated {
   text: string;
-  /** '' for a normal answer; `apology`, `cut` or `length` otherwise. */
-  note: string;
+  /** None for a normal answer; `apology`, `cut` or `length` otherwise. */
+  note: RecordNote;
   remember: () => Promise<void>;
 }
 
@@ -292,19 +293,19 @@ async function streamAnswer(
   };
   const nothing = async (): Promise<void> => undefined;
   if (failure !== undefined) {
-    return { text: answer.trim() === '' ? failure : `${answer}\n\n${failure}`, note: 'apology', remember: nothing };
+    return { text: answer.trim() === '' ? failure : `${answer}\n\n${failure}`, note: { kind: 'apology' }, remember: nothing };
   }
   if (cut) {
     // A cut is final: the text so far is delivered with a note, and remembered as the model's
     // answer (without the note), so the next question has the context the user saw.
-    if (answer.trim() === '') return { text: localise(job, TOO_SLOW_TEXT), note: 'cut', remember: () => save('') };
-    return { text: answer + localise(job, CUT_NOTE), note: 'cut', remember: () => save(answer) };
+    if (answer.trim() === '') return { text: localise(job, TOO_SLOW_TEXT), note: { kind: 'cut' }, remember: () => save('') };
+    return { text: answer + localise(job, CUT_NOTE), note: { kind: 'cut' }, remember: () => save(answer) };
   }
   if (answer.trim() === '') {
-    return { text: 'Sorry, I have no answer to that. Could you rephrase it?', note: 'apology', remember: nothing };
+    return { text: 'Sorry, I have no answer to that. Could you rephrase it?', note: { kind: 'apology' }, remember: nothing };
   }
-  if (finishReason === 'length') return { text: answer + localise(job, LENGTH_NOTE), note: 'length', remember: () => save(answer) };
-  return { text: answer, note: '', remember: () => save(answer) };
+  if (finishReason === 'length') return { text: answer + localise(job, LENGTH_NOTE), note: { kind: 'length' }, remember: () => save(answer) };
+  return { text: answer, note: NO_NOTE, remember: () => save(answer) };
 }
 
 /**
@@ -348,7 +349,7 @@ export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}):
     if (record.deliveredChars > 0) {
       // The previous attempt died after part of the answer was shown: regenerating would
       // show the user a different text, so close what they have seen.
-      record = await deps.messages.finish(key, record.answer + INTERRUPTED_NOTE, 'done', deps.clock.nowMs(), 'interrupted');
+      record = await deps.messages.finish(key, record.answer + INTERRUPTED_NOTE, 'done', deps.clock.nowMs(), { kind: 'interrupted' });
     }
   }
 
@@ -362,7 +363,7 @@ export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}):
       return gone;
     }
     let text: string;
-    let note = '';
+    let note: RecordNote = NO_NOTE;
     let remember = async (): Promise<void> => undefined;
     if (!isAllowed(deps.config.allowedUsers, job.userId)) {
       text = NOT_ENROLLED_TEXT;
@@ -376,7 +377,7 @@ export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}):
       }
       if (limited === '') {
         // A further message past the limit: dropped quietly (the user was told once this window).
-        await deps.messages.finish(key, '', 'done', deps.clock.nowMs(), 'rate_limited');
+        await deps.messages.finish(key, '', 'done', deps.clock.nowMs(), { kind: 'over_limit' });
         await deps.messages.dropPending(key, deps.clock.nowMs());
         const dropped = await deps.messages.get(key, deps.clock.nowMs());
         if (!dropped) throw new Error('message record vanished');
@@ -384,7 +385,7 @@ export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}):
       }
       if (limited !== undefined) {
         text = limited;
-        note = 'rate_limited';
+        note = { kind: 'over_limit' };
       } else {
         await deps.channels[job.channel]?.onJobStart?.(job);
         const prepared = await prepare(deps, job, opts);

@@ -13,10 +13,17 @@ export interface JobQueue {
   enqueue(job: Job): Promise<void>;
 }
 
-/** SQS limits MessageGroupId and MessageDeduplicationId to 128 characters. */
-function sqsId(raw: string): string {
-  const safe = raw.replace(/[^A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g, '_');
-  return safe.length <= 128 ? safe : createHash('sha256').update(raw).digest('hex');
+/**
+ * An SQS FIFO id for `raw`: the raw key when SQS accepts it as is (at most 128 characters,
+ * alphanumerics and punctuation), else its SHA-256 in hex. Never a lossy substitution:
+ * replacing unsafe characters made `菜单A` and `订阅A` the same id, and SQS silently
+ * dropped the second message as a duplicate. Raw keys always contain `#`, hex digests
+ * never do, so a raw id and a hashed one cannot meet either.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+ */
+export function sqsId(raw: string): string {
+  const safe = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/.test(raw);
+  return safe ? raw : createHash('sha256').update(raw, 'utf8').digest('hex');
 }
 
 /** Group = channel + user: one user's messages are processed one at a time, in order. */

@@ -10,6 +10,7 @@ import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/li
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ChannelName, Job } from '../core/types';
 import { isConditionFailure, ttlSec } from './client';
+import { formatNote, NO_NOTE, parseNote, type RecordNote } from './notes';
 
 /** Lifecycle of an answer. */
 export type AnswerStatus = 'queued' | 'streaming' | 'done' | 'failed';
@@ -44,13 +45,23 @@ export interface MessageRecord extends MessageKey {
   pending: boolean;
   /** The job, kept so a failed message can be replayed from the record. */
   job: Job;
-  /** Channel-specific delivery notes (e.g. the last error code). */
-  note: string;
+  /** Why the answer is (not) delivered, or what kind of record this is (see notes.ts). */
+  note: RecordNote;
   /**
    * The reply this inbound request was answered with (WeChat passive page). A redelivery
    * of the same message proves that reply never arrived, so it is sent again.
    */
   servedText: string;
+  /**
+   * WeChat: the answer record (its `msgKey`) this request last tried to take a page of,
+   * when that is another record; the page itself is stored there (see {@link servedFor}).
+   */
+  servedFrom: string;
+  /**
+   * WeChat: pages of this answer shown as the reply to other requests, by their `msgKey`;
+   * written in the same update that moved the page cursor.
+   */
+  servedFor: Readonly<Record<string, string>>;
   updatedAtMs: number;
 }
 
@@ -59,6 +70,14 @@ export const MESSAGE_TTL_DAYS = 8;
 
 const pkOf = (k: Pick<MessageKey, 'channel' | 'userId'>): string => `user#${k.channel}#${k.userId}`;
 const skOf = (msgKey: string): string => `msg#${msgKey}`;
+
+/** The table key of a message record (for channel modules that write their own conditional updates). */
+export function messageItemKey(k: MessageKey): { pk: string; sk: string } {
+  return { pk: pkOf(k), sk: skOf(k.msgKey) };
+}
+
+/** Prefix of the attributes that hold pages served for other requests (see {@link MessageRecord.servedFor}). */
+export const SERVED_FOR_PREFIX = 'servedFor#';
 /** Arrival order, then key, so two messages in the same millisecond still sort stably. */
 const pendingSkOf = (arrivedAtMs: number, msgKey: string): string => `${String(arrivedAtMs).padStart(15, '0')}#${msgKey}`;
 
@@ -105,7 +124,16 @@ export function isJob(value: unknown): value is Job {
   );
 }
 
-function toRecord(item: Record<string, unknown> | undefined, nowMs: number): MessageRecord | undefined {
+function servedForOf(item: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(item)) {
+    if (name.startsWith(SERVED_FOR_PREFIX) && typeof value === 'string') out[name.slice(SERVED_FOR_PREFIX.length)] = value;
+  }
+  return out;
+}
+
+/** Reads a stored item as a record; undefined when missing, expired or malformed. */
+export function toRecord(item: Record<string, unknown> | undefined, nowMs: number): MessageRecord | undefined {
   if (!item) return undefined;
   // TTL deletion lags up to ~2 days: treat expired items as gone
   // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html).
@@ -131,8 +159,10 @@ function toRecord(item: Record<string, unknown> | undefined, nowMs: number): Mes
     enqueued: item.enqueued === true,
     pending: typeof item.pendingPk === 'string',
     job,
-    note: strField(item, 'note'),
+    note: parseNote(strField(item, 'note')),
     servedText: strField(item, 'servedText'),
+    servedFrom: strField(item, 'servedFrom'),
+    servedFor: servedForOf(item),
     updatedAtMs: numField(item, 'updatedAtMs'),
   };
 }
@@ -158,7 +188,7 @@ export class MessageStore {
    * Claims the message's dedupe key. The first delivery creates the record; a redelivery
    * (same key, any instance) gets the stored record back with `deliveries` counted up.
    */
-  async claim(job: Job, nowMs: number, opts: { pending?: boolean; note?: string } = {}): Promise<ClaimResult> {
+  async claim(job: Job, nowMs: number, opts: { pending?: boolean; note?: RecordNote } = {}): Promise<ClaimResult> {
     const k: MessageKey = { channel: job.channel, userId: job.userId, msgKey: job.msgKey };
     const pending = opts.pending ?? true;
     const item = {
@@ -175,7 +205,7 @@ export class MessageStore {
       deliveries: 1,
       enqueued: false,
       job,
-      note: opts.note ?? '',
+      note: formatNote(opts.note ?? NO_NOTE),
       servedText: '',
       updatedAtMs: nowMs,
       expiresAtSec: ttlSec(nowMs, MESSAGE_TTL_DAYS),
@@ -288,7 +318,7 @@ export class MessageStore {
    * Stores the final answer. `pending` false takes the record out of the pending index
    * at once (answers that need no delivery, e.g. `forget`).
    */
-  async finish(k: MessageKey, answer: string, status: 'done' | 'failed', nowMs: number, note = ''): Promise<MessageRecord> {
+  async finish(k: MessageKey, answer: string, status: 'done' | 'failed', nowMs: number, note: RecordNote = NO_NOTE): Promise<MessageRecord> {
     const res = await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
@@ -296,7 +326,7 @@ export class MessageStore {
         UpdateExpression: 'SET #s = :status, answer = :a, updatedAtMs = :now, note = :note',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: { ':status': status, ':a': answer, ':now': nowMs, ':note': note },
+        ExpressionAttributeValues: { ':status': status, ':a': answer, ':now': nowMs, ':note': formatNote(note) },
         ReturnValues: 'ALL_NEW',
       }),
     );
@@ -305,76 +335,8 @@ export class MessageStore {
     return record;
   }
 
-  /**
-   * Claims the delivery of a finished answer for one path. Exactly one of the paths
-   * (passive reply, outbound push, fetch) wins; the others see false.
-   */
-  async claimDelivery(k: MessageKey, owner: DeliveryOwner, nowMs: number): Promise<boolean> {
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: this.key(k),
-          UpdateExpression: 'SET deliveryOwner = :o, updatedAtMs = :now',
-          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(deliveryOwner)',
-          ExpressionAttributeValues: { ':o': owner, ':now': nowMs },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
-  }
-
-  /**
-   * Moves the page cursor from `fromChars` to `toChars`, only if nobody else moved it
-   * first (two live deliveries of the same user race for the same page). When
-   * `complete`, the record leaves the pending index.
-   */
-  async advanceCursor(k: MessageKey, fromChars: number, toChars: number, complete: boolean, nowMs: number): Promise<boolean> {
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: this.key(k),
-          UpdateExpression: complete
-            ? 'SET deliveredChars = :to, updatedAtMs = :now REMOVE pendingPk, pendingSk'
-            : 'SET deliveredChars = :to, updatedAtMs = :now',
-          ConditionExpression: complete
-            ? 'deliveredChars = :from AND #s = :done'
-            : 'deliveredChars = :from',
-          ...(complete ? { ExpressionAttributeNames: { '#s': 'status' } } : {}),
-          ExpressionAttributeValues: {
-            ':from': fromChars,
-            ':to': toChars,
-            ':now': nowMs,
-            ...(complete ? { ':done': 'done' } : {}),
-          },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
-  }
-
-  /** Remembers the reply sent for this inbound request (see {@link MessageRecord.servedText}). */
-  async recordServed(k: MessageKey, text: string, nowMs: number): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: this.key(k),
-        UpdateExpression: 'SET servedText = :t, updatedAtMs = :now',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':t': text, ':now': nowMs },
-      }),
-    );
-  }
-
   /** Records that `parts` parts of a multi-part outbound answer are delivered. */
-  async recordParts(k: MessageKey, parts: number, complete: boolean, nowMs: number, note = ''): Promise<void> {
+  async recordParts(k: MessageKey, parts: number, complete: boolean, nowMs: number, note: RecordNote = NO_NOTE): Promise<void> {
     await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
@@ -383,7 +345,7 @@ export class MessageStore {
           ? 'SET deliveredParts = :p, updatedAtMs = :now, note = :note REMOVE pendingPk, pendingSk'
           : 'SET deliveredParts = :p, updatedAtMs = :now, note = :note',
         ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':p': parts, ':now': nowMs, ':note': note },
+        ExpressionAttributeValues: { ':p': parts, ':now': nowMs, ':note': formatNote(note) },
       }),
     );
   }

@@ -123,7 +123,7 @@ describe('per-user rate limit (20 LLM-bound messages per 600 s)', () => {
     // Assert: exactly 20 LLM calls; one refusal with the note; the rest dropped without a reply.
     expect(callsFor('two workers')).toBe(20);
     expect(records.filter((r) => r.answer.startsWith('Echo: two workers'))).toHaveLength(20);
-    expect(records.filter((r) => r.note === 'rate_limited' && r.answer.startsWith('You have sent'))).toHaveLength(1);
-    expect(records.filter((r) => r.note === 'rate_limited' && r.answer === '' && !r.pending)).toHaveLength(4);
+    expect(records.filter((r) => r.note.kind === 'over_limit' && r.answer.startsWith('You have sent'))).toHaveLength(1);
+    expect(records.filter((r) => r.note.kind === 'over_limit' && r.answer === '' && !r.pending)).toHaveLength(4);
   });
 });

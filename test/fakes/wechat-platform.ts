@@ -76,7 +76,9 @@ export class WeChatPlatform {
     const timestamp = String(Math.floor(Date.now() / 1000));
     const nonce = String(randomBytes(4).readUInt32BE(0));
     const signature = wechatSignature([this.opts.token, timestamp, nonce]);
-    const params = new URLSearchParams({ signature, timestamp, nonce, openid: 'x' });
+    // WeChat puts the sender's OpenID in the query too.
+    const openid = /<FromUserName><!\[CDATA\[(.*?)\]\]><\/FromUserName>/.exec(body)?.[1] ?? '';
+    const params = new URLSearchParams({ signature, timestamp, nonce, openid });
     if (!this.opts.aes) return { query: params.toString(), body };
     const key = aesKeyFromEncodingAesKey(this.opts.aes.encodingAesKey);
     const envelope = buildEncryptedReply({
@@ -96,7 +98,11 @@ export class WeChatPlatform {
 
   /** Posts `xmlBody` once with a window; undefined status when abandoned. */
   async postOnce(xmlBody: string, windowMs = this.opts.windowMs): Promise<{ status: number | undefined; body: string }> {
-    const signed = this.signedQuery(xmlBody);
+    return this.postSigned(this.signedQuery(xmlBody), windowMs);
+  }
+
+  /** Posts an already signed request (e.g. a captured query string with another body). */
+  async postSigned(signed: { query: string; body: string }, windowMs = this.opts.windowMs): Promise<{ status: number | undefined; body: string }> {
     try {
       const res = await fetch(`${this.opts.url}?${signed.query}`, {
         method: 'POST',

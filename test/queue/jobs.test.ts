@@ -1,4 +1,4 @@
-import { asciiJson, deduplicationId, MalformedJobError, messageGroupId, parseJob } from '../../lib/queue/jobs';
+import { asciiJson, deduplicationId, MalformedJobError, messageGroupId, parseJob, sqsId } from '../../lib/queue/jobs';
 import type { Job } from '../../lib/core/types';
 
 const job: Job = {
@@ -22,6 +22,25 @@ describe('job queue ids', () => {
     const long = { ...job, userId: 'ü'.repeat(300) };
     expect(messageGroupId(long).length).toBeLessThanOrEqual(128);
     expect(deduplicationId(long)).toMatch(/^[\x21-\x7e]{1,128}$/);
+  });
+
+  it('gives two menu clicks whose EventKeys differ only in non-ASCII characters different ids', () => {
+    // Arrange: the same user clicks 菜单A, then 订阅A, in the same second.
+    const menu = { ...job, msgKey: 'evt:1700000000:CLICK:菜单A' };
+    const subscribe = { ...job, msgKey: 'evt:1700000000:CLICK:订阅A' };
+    // Act
+    const ids = [deduplicationId(menu), deduplicationId(subscribe)];
+    // Assert
+    expect(ids[0]).not.toBe(ids[1]);
+    for (const id of ids) expect(id).toMatch(/^[\x21-\x7e]{1,128}$/);
+  });
+
+  it('keeps a safe key as is and hashes any other, so raw and hashed ids never meet', () => {
+    expect(sqsId('wechat#o-a#123')).toBe('wechat#o-a#123');
+    expect(sqsId('a b')).toMatch(/^[0-9a-f]{64}$/);
+    expect(sqsId('x'.repeat(129))).toMatch(/^[0-9a-f]{64}$/);
+    expect(sqsId('x'.repeat(128))).toBe('x'.repeat(128));
+    expect(sqsId('wechat#ü')).not.toBe(sqsId('wechat#ö'));
   });
 
   it('keeps 64-bit message ids exact', () => {

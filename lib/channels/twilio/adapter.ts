@@ -12,6 +12,7 @@ import { TWILIO_MAX_CHARS, splitForChannel } from '../../core/chunking';
 import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
 import type { Job, ReplyTarget } from '../../core/types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
+import { NO_NOTE, type RecordNote } from '../../store/notes';
 import type { UserFacts } from '../../store/user-state';
 import { baseMimeType, transcriptionExtension } from './inbound';
 import { TwilioApiError, TwilioRest, WHATSAPP_SESSION_CLOSED, type OutboundMessage } from './rest';
@@ -66,7 +67,7 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
     reply: TwilioReply,
     parts: readonly string[],
     from: number,
-    onProgress: (delivered: number, note: string) => Promise<void>,
+    onProgress: (delivered: number, note: RecordNote) => Promise<void>,
   ): Promise<{ outcome: 'delivered' | 'session_closed' | 'failed'; delivered: number }> {
     const sender = senderFor(cfg, reply);
     for (let i = from; i < parts.length; i++) {
@@ -89,10 +90,10 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
           throw new DeliveryError(err.message, err.code, true);
         }
         deps.log.error('twilio send failed for good', { msgKey: record.msgKey, part: i, code: err.code });
-        await onProgress(i, `failed:${err.code}`);
+        await onProgress(i, { kind: 'send_stopped', reason: 'failed', code: err.code });
         return { outcome: 'failed', delivered: i };
       }
-      await onProgress(i + 1, '');
+      await onProgress(i + 1, NO_NOTE);
     }
     return { outcome: 'delivered', delivered: parts.length };
   }
@@ -157,18 +158,18 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
         if (isSessionClosed(facts, record.arrivedAtMs, deps.clock.nowMs())) {
           // Known closed for this message: a free-form send would only fail with 63016 again.
           await onSessionClosed(session, record.userId, reply.to, whatsappSender(cfg, reply.from), record.msgKey, record.deliveredParts);
-          await deps.messages.recordParts(key, record.deliveredParts, true, deps.clock.nowMs(), `session_closed:${WHATSAPP_SESSION_CLOSED}`);
+          await deps.messages.recordParts(key, record.deliveredParts, true, deps.clock.nowMs(), { kind: 'session_closed', code: WHATSAPP_SESSION_CLOSED });
           return;
         }
         // The user wrote on WhatsApp after the window closed, so it is open again.
         await flushUndelivered(record, reply, facts);
       }
       const { outcome, delivered } = await sendParts(record, reply, parts, record.deliveredParts, async (n, note) => {
-        await deps.messages.recordParts(key, n, n >= parts.length || note !== '', deps.clock.nowMs(), note);
+        await deps.messages.recordParts(key, n, n >= parts.length || note.kind !== 'none', deps.clock.nowMs(), note);
       });
       if (outcome === 'session_closed') {
         // Kept in the user's facts (see session.ts), out of the pending index.
-        await deps.messages.recordParts(key, delivered, true, deps.clock.nowMs(), `session_closed:${WHATSAPP_SESSION_CLOSED}`);
+        await deps.messages.recordParts(key, delivered, true, deps.clock.nowMs(), { kind: 'session_closed', code: WHATSAPP_SESSION_CLOSED });
       }
     },
   };

@@ -20,6 +20,7 @@ import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from
 import type { Job } from '../../core/types';
 import type { MessageRecord } from '../../store/messages';
 import { WeChatApi, WeChatApiError } from './api';
+import { WeChatDelivery } from './delivery';
 import { fetchWeChatMedia } from './media';
 import { takePage, utf8Length } from './pages';
 import { moreNote } from './passive';
@@ -31,11 +32,9 @@ export const CS_MESSAGES_PER_USER_MESSAGE = 5;
 /** Errors after which the push is abandoned and the answer kept for "reply 1". */
 export const CS_FALLBACK_CODES: readonly number[] = [45015, 45047, 48001];
 
-/** Timing of the customer-service hand-over (must match the ingress's wait). */
+/** Timing of the customer-service hand-over (the ingress's wait is `WeChatConfig.csPassiveWaitMs`). */
 export interface WeChatAdapterTiming {
-  /** How long the ingress may still answer passively after the message arrived. */
-  csPassiveWaitMs: number;
-  /** Extra margin before the push claims the delivery. */
+  /** Extra margin after the ingress's wait before the push claims the delivery. */
   handOverMarginMs: number;
 }
 
@@ -43,7 +42,7 @@ export interface WeChatAdapterTiming {
 export function createWeChatAdapter(
   cfg: WeChatConfig,
   deps: AdapterDeps,
-  timing: WeChatAdapterTiming = { csPassiveWaitMs: 4_000, handOverMarginMs: 1_000 },
+  timing: WeChatAdapterTiming = { handOverMarginMs: 1_000 },
 ): ChannelAdapter {
   const api =
     cfg.appId !== '' && cfg.appSecret !== ''
@@ -63,6 +62,7 @@ export function createWeChatAdapter(
           }),
         })
       : undefined;
+  const delivery = new WeChatDelivery(deps.messages, deps.db, deps.tableName);
 
   async function fetchMedia(job: Job, mediaRef: string): Promise<Media> {
     if (!api) throw new DeliveryError('media needs WECHAT_APP_ID and WECHAT_APP_SECRET', 'no_api', false);
@@ -79,12 +79,12 @@ export function createWeChatAdapter(
   async function push(record: MessageRecord, wechatApi: WeChatApi): Promise<void> {
     const now = (): number => deps.clock.nowMs();
     // Let the ingress finish its passive wait first; then exactly one path claims delivery.
-    const handOverAt = record.arrivedAtMs + timing.csPassiveWaitMs + timing.handOverMarginMs;
+    const handOverAt = record.arrivedAtMs + cfg.csPassiveWaitMs + timing.handOverMarginMs;
     if (handOverAt > now()) await deps.clock.sleep(handOverAt - now());
     let rec = await deps.messages.get(record, now());
     if (!rec?.pending) return;
     if (rec.deliveryOwner === undefined) {
-      if (!(await deps.messages.claimDelivery(rec, 'push', now()))) return;
+      if (!(await delivery.claimDelivery(rec, 'push', now()))) return;
     } else if (rec.deliveryOwner !== 'push') {
       return;
     }
@@ -105,7 +105,7 @@ export function createWeChatAdapter(
           // 45015 / 45047 / 48001 and other refusals: keep the answer for "reply 1".
           const code = String(err.errcode ?? err.status ?? 'refused');
           deps.log.warn('wechat customer-service push refused; answer kept for reply 1', { errcode: code, known: CS_FALLBACK_CODES.includes(err.errcode ?? 0) });
-          await deps.messages.recordParts(rec, rec.deliveredParts, false, now(), `push_failed:${code}`);
+          await delivery.markPushFailed(rec, code, now());
           return;
         }
         if (err instanceof WeChatApiError || err instanceof WeChatTokenError) {
@@ -114,15 +114,14 @@ export function createWeChatAdapter(
         throw err;
       }
       const complete = page.nextChar >= rec.answer.length;
-      await deps.messages.advanceCursor(rec, from, page.nextChar, complete, now());
-      await deps.messages.recordParts(rec, rec.deliveredParts + 1, false, now(), rec.note);
+      if (!(await delivery.markPushed(rec, from, page.nextChar, complete, now()))) return;
       const next = await deps.messages.get(rec, now());
       if (!next) return;
       rec = next;
     }
     if (rec.pending && rec.deliveredChars < rec.answer.length) {
       // Quota used up (5 messages): the rest is fetched with "reply 1", as the last message says.
-      await deps.messages.recordParts(rec, rec.deliveredParts, false, now(), 'push_quota');
+      await delivery.markPushQuota(rec, now());
     }
   }
 

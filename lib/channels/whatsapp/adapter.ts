@@ -28,6 +28,7 @@ import { splitForChannel, WHATSAPP_MAX_CHARS } from '../../core/chunking';
 import type { Job } from '../../core/types';
 import type { MessageKey, MessageRecord, MessageStore } from '../../store/messages';
 import type { UserStateStore } from '../../store/user-state';
+import { formatNote, type RecordNote, type SendStop } from '../../store/notes';
 import { createGraphClient, GraphCode, GraphError, NETWORK_ERROR_CODE, TOO_LARGE_CODE, type GraphApi } from './graph';
 import { isWindowClosed, WINDOW_CLOSED_AT_FACT, WINDOW_CLOSED_BY_FACT, windowClosedFacts } from './state';
 
@@ -55,15 +56,11 @@ export interface WhatsAppAdapterOptions {
 
 /** Outcomes written to the record's `note` (searchable when a user asks where an answer went). */
 export const WhatsAppNote = {
-  TEMPLATE_SENT: 'window_closed:template_sent',
-  NO_TEMPLATE: 'window_closed:no_template',
-  TEMPLATE_FAILED: 'window_closed:template_failed',
-  TOKEN: 'token_error',
-  RATE_LIMITED: 'rate_limited',
-  TRANSIENT: 'transient_error',
-  UNDELIVERABLE: 'undeliverable',
-  FAILED: 'failed',
-} as const;
+  TEMPLATE_SENT: { kind: 'window_closed', outcome: 'template_sent' },
+  NO_TEMPLATE: { kind: 'window_closed', outcome: 'no_template' },
+  templateFailed: (code: number): RecordNote => ({ kind: 'window_closed', outcome: 'template_failed', code: String(code) }),
+  stopped: (reason: SendStop, code: number): RecordNote => ({ kind: 'send_stopped', reason, code: String(code) }),
+} as const satisfies Record<string, RecordNote | ((...args: never[]) => RecordNote)>;
 
 /** How a Graph failure is handled. */
 type FailureKind = 'rate' | 'transient' | 'window' | 'token' | 'undeliverable' | 'permanent';
@@ -213,7 +210,7 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
   async function windowClosed(record: MessageRecord, to: string, phoneNumberId: string, delivered: number, learnt: boolean): Promise<void> {
     const key = keyOf(record);
     if (learnt) await deps.users.set('whatsapp', record.userId, windowClosedFacts(clock.nowMs(), `send:${record.msgKey}`), clock.nowMs());
-    let note: string = WhatsAppNote.NO_TEMPLATE;
+    let note: RecordNote = WhatsAppNote.NO_TEMPLATE;
     if (cfg.reengageTemplate !== '') {
       try {
         await sendWithRetry(to, 'template', () => graph.sendTemplate(phoneNumberId, to, cfg.reengageTemplate, cfg.reengageTemplateLanguage));
@@ -221,13 +218,13 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
       } catch (err) {
         if (!(err instanceof GraphError)) throw err;
         if (classifyGraphError(err) === 'token') {
-          await deps.messages.recordParts(key, delivered, false, clock.nowMs(), `${WhatsAppNote.TOKEN}:${err.code}`);
+          await deps.messages.recordParts(key, delivered, false, clock.nowMs(), WhatsAppNote.stopped('token_error', err.code));
           throw tokenError(err, { msgKey: record.msgKey, during: 'template' });
         }
-        note = `${WhatsAppNote.TEMPLATE_FAILED}:${err.code}`;
+        note = WhatsAppNote.templateFailed(err.code);
       }
     }
-    log.warn('whatsapp answer not delivered: 24 h window closed (131047)', { msgKey: record.msgKey, deliveredParts: delivered, outcome: note });
+    log.warn('whatsapp answer not delivered: 24 h window closed (131047)', { msgKey: record.msgKey, deliveredParts: delivered, outcome: formatNote(note) });
     await deps.messages.recordParts(key, delivered, true, clock.nowMs(), note);
   }
 
@@ -288,30 +285,30 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
               await windowClosed(record, reply.to, reply.phoneNumberId, delivered, true);
               return;
             case 'token':
-              await deps.messages.recordParts(key, delivered, false, clock.nowMs(), `${WhatsAppNote.TOKEN}:${err.code}`);
+              await deps.messages.recordParts(key, delivered, false, clock.nowMs(), WhatsAppNote.stopped('token_error', err.code));
               throw tokenError(err, context);
             case 'undeliverable':
               // Not a WhatsApp user any more, or an app too old: retrying cannot help.
               log.warn('whatsapp answer undeliverable', context);
-              await deps.messages.recordParts(key, delivered, true, clock.nowMs(), `${WhatsAppNote.UNDELIVERABLE}:${err.code}`);
+              await deps.messages.recordParts(key, delivered, true, clock.nowMs(), WhatsAppNote.stopped('undeliverable', err.code));
               return;
             case 'rate':
             case 'transient': {
               // Hand back to SQS: the redelivery resumes at this part.
-              const note = `${kind === 'rate' ? WhatsAppNote.RATE_LIMITED : WhatsAppNote.TRANSIENT}:${err.code}`;
+              const note = WhatsAppNote.stopped(kind === 'rate' ? 'rate_limited' : 'transient_error', err.code);
               log.warn('whatsapp delivery paused; SQS will redeliver and resume', context);
               await deps.messages.recordParts(key, delivered, false, clock.nowMs(), note);
               throw new DeliveryError(err.message, String(err.code), true);
             }
             case 'permanent':
               log.error('whatsapp delivery failed', { ...context, message: err.message, fbtraceId: err.fbtraceId });
-              await deps.messages.recordParts(key, delivered, false, clock.nowMs(), `${WhatsAppNote.FAILED}:${err.code}`);
+              await deps.messages.recordParts(key, delivered, false, clock.nowMs(), WhatsAppNote.stopped('failed', err.code));
               throw new DeliveryError(err.message, String(err.code), false);
           }
         }
         delivered++;
         // Persist the resume point before the next part: a crash now must not resend this one.
-        await deps.messages.recordParts(key, delivered, delivered === parts.length, clock.nowMs(), '');
+        await deps.messages.recordParts(key, delivered, delivered === parts.length, clock.nowMs());
       }
 
       if (facts[WINDOW_CLOSED_AT_FACT] !== undefined) {

@@ -36,9 +36,10 @@ describe('WeChat customer-service mode', () => {
         WECHAT_API_BASE: wx.baseUrl,
         WECHAT_REPLY_MODE: 'customer_service',
         WECHAT_PAGE_BYTES: '300',
+        WECHAT_CS_PASSIVE_WAIT_MS: String(CS_WAIT_MS),
       },
-      wechat: { pollMs: 20, csPassiveWaitMs: CS_WAIT_MS },
-      worker: { wechatTiming: { csPassiveWaitMs: CS_WAIT_MS, handOverMarginMs: 300 } },
+      wechat: { pollMs: 20 },
+      worker: { wechatTiming: { handOverMarginMs: 300 } },
     });
     platform = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: 'cstoken', windowMs: 2000 });
     await platform.send('o-warmup', 'warm up');

@@ -6,6 +6,7 @@
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
+import type { Job } from '../../../lib/core/types';
 
 const TOKEN = 'testtoken';
 /** Scaled WeChat timing: a 2 s window stands for 5 s; a 1.5 s wait stands for 4.5 s. */
@@ -237,5 +238,99 @@ describe('WeChat passive replies', () => {
     expect(await good.text()).toBe('hello123');
     expect(bad.status).toBe(403);
     expect(await bad.text()).not.toContain('hello123');
+  });
+
+  describe('a captured signature', () => {
+    const longAnswer = (): string => Array.from({ length: 1000 }, (_, i) => `word${i}`).join(' ');
+
+    it('cannot carry another body: a forged FromUserName + "1" is refused and the victim\'s page is not consumed', async () => {
+      // Arrange: the victim has a long answer waiting for "1".
+      const victim = 'o-victim';
+      const answer = longAnswer();
+      llm.answer = () => answer;
+      const first = await platform.send(victim, 'tell me a lot');
+      await gw.idle();
+      // The attacker captured the query string of the victim's "1" (it got the second page).
+      const captured = platform.signedQuery(textMessageXml({ from: victim, to: 'gh_10f6c3c3ac5a', content: '1', msgId: nextMsgId() }));
+      const original = await platform.postSigned(captured);
+      const pending = await gw.messages.listPending('wechat', victim, Date.now());
+      const cursorBefore = pending[0]?.deliveredChars;
+      const before = llm.chatCalls;
+      // Act: the same query string with a forged "1" from the victim.
+      const forged = await platform.postSigned({ query: captured.query, body: textMessageXml({ from: victim, to: 'gh_10f6c3c3ac5a', content: '1', msgId: nextMsgId() }) });
+      const forgedUnsubscribe = await platform.postSigned({
+        query: captured.query,
+        body: `<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[${victim}]]></FromUserName><CreateTime>${Math.floor(Date.now() / 1000)}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[unsubscribe]]></Event></xml>`,
+      });
+      await gw.idle();
+      // Assert
+      expect(first.reply).toMatch(/reply 1/);
+      expect(original.status).toBe(200);
+      expect(replyContent(original.body)).toMatch(/reply 1/);
+      expect(forged.status).toBe(403);
+      expect(forged.body).not.toContain('word');
+      expect(forgedUnsubscribe.status).toBe(403);
+      expect(llm.chatCalls).toBe(before);
+      const after = await gw.messages.listPending('wechat', victim, Date.now());
+      expect(after[0]?.msgKey).toBe(pending[0]?.msgKey);
+      expect(after[0]?.deliveredChars).toBe(cursorBefore);
+      // The victim's own "1" gets the next page (nothing skipped).
+      const own = await platform.send(victim, '1');
+      expect(own.reply?.startsWith(answer.slice(cursorBefore ?? 0, (cursorBefore ?? 0) + 20))).toBe(true);
+    });
+
+    it('still treats a redelivery of the same body under the same query as a redelivery', async () => {
+      const signed = platform.signedQuery(textMessageXml({ from: 'o-redeliver', to: 'gh_10f6c3c3ac5a', content: 'same body', msgId: nextMsgId() }));
+      const a = await platform.postSigned(signed);
+      const b = await platform.postSigned(signed);
+      expect(a.status).toBe(200);
+      expect(b.status).toBe(200);
+      expect(replyContent(b.body)).toBe(replyContent(a.body));
+    });
+  });
+
+  describe('a job that cannot move', () => {
+    /** Puts a stuck message record ahead of the user's next question, as a failing job leaves it. */
+    async function stuckHead(user: string, ageMs: number): Promise<Job> {
+      const at = Date.now() - ageMs;
+      const job: Job = {
+        v: 1,
+        channel: 'wechat',
+        userId: user,
+        msgKey: nextMsgId(),
+        conversationKey: `wechat#${user}`,
+        input: { kind: 'audio', mediaRef: 'media-that-never-downloads', mimeType: 'audio/amr' },
+        reply: { channel: 'wechat', accountId: 'gh_10f6c3c3ac5a' },
+        arrivedAtMs: at,
+      };
+      await gw.messages.claim(job, at);
+      return job;
+    }
+
+    it('does not block the next answer when it has made no progress for FAILED_JOB_HOLD_SEC', async () => {
+      // Arrange: a voice message whose job has not moved for 2 minutes (default hold: 60 s).
+      const user = 'o-stuck';
+      await stuckHead(user, 120_000);
+      // Act
+      const outcome = await platform.send(user, 'next question');
+      // Assert: answered right away, not "still thinking" behind the stuck head.
+      expect(outcome.reply).toBe('Echo: next question');
+      expect(outcome.deliveries).toBe(1);
+    });
+
+    it('shows a failed head\'s note and then lets "1" reach the next answer', async () => {
+      // Arrange: the worker gave up on a voice message and wrote a note for the user.
+      const user = 'o-failed';
+      const head = await stuckHead(user, 1_000);
+      await gw.messages.finish(head, 'Sorry, your voice message could not be processed.', 'failed', Date.now());
+      // Act
+      const first = await platform.send(user, 'next question');
+      await gw.idle();
+      const second = await platform.send(user, '1');
+      // Assert
+      expect(first.reply).toBe('Sorry, your voice message could not be processed.');
+      expect(first.deliveries).toBe(1);
+      expect(second.reply).toBe('Echo: next question');
+    });
   });
 });

@@ -9,6 +9,7 @@ import type { WhatsAppConfig } from '../../../lib/config';
 import { DeliveryError, type ChannelAdapter } from '../../../lib/core/channel';
 import type { Clock, Job, Log } from '../../../lib/core/types';
 import type { MessageKey, MessageRecord } from '../../../lib/store/messages';
+import { NO_NOTE, type RecordNote } from '../../../lib/store/notes';
 import type { UserFacts } from '../../../lib/store/user-state';
 import { startFakeGraph, type FakeGraph } from '../../fakes/fake-graph';
 
@@ -49,10 +50,10 @@ class RecordingLog implements Log {
 
 /** In-memory stand-ins for the two stores (same method shapes). */
 class Stores {
-  readonly progress: { msgKey: string; parts: number; complete: boolean; note: string }[] = [];
+  readonly progress: { msgKey: string; parts: number; complete: boolean; note: RecordNote }[] = [];
   readonly facts = new Map<string, Record<string, string>>();
   readonly messages = {
-    recordParts: async (k: MessageKey, parts: number, complete: boolean, _nowMs: number, note = ''): Promise<void> => {
+    recordParts: async (k: MessageKey, parts: number, complete: boolean, _nowMs: number, note: RecordNote = NO_NOTE): Promise<void> => {
       this.progress.push({ msgKey: k.msgKey, parts, complete, note });
     },
   };
@@ -67,7 +68,7 @@ class Stores {
       this.facts.set(userId, current);
     },
   };
-  get last(): { parts: number; complete: boolean; note: string } | undefined {
+  get last(): { parts: number; complete: boolean; note: RecordNote } | undefined {
     return this.progress.at(-1);
   }
 }
@@ -104,7 +105,9 @@ function recordFor(job: Job, answer: string, deliveredParts = 0): MessageRecord 
     enqueued: true,
     pending: true,
     job,
-    note: '',
+    note: NO_NOTE,
+    servedFrom: '',
+    servedFor: {},
     servedText: '',
     updatedAtMs: job.arrivedAtMs,
   };
@@ -163,7 +166,7 @@ describe('WhatsApp adapter', () => {
     expect(graph.sent[0]?.body).toMatchObject({ messaging_product: 'whatsapp', recipient_type: 'individual', type: 'text', text: { preview_url: false } });
     expect(graph.requests[0]?.headers.authorization).toBe('Bearer tok');
     expect(clock.sleeps).toEqual([]);
-    expect(stores.progress).toEqual([{ msgKey: job.msgKey, parts: 1, complete: true, note: '' }]);
+    expect(stores.progress).toEqual([{ msgKey: job.msgKey, parts: 1, complete: true, note: NO_NOTE }]);
   });
 
   it('splits a long answer into parts of at most 4,096 characters, paced by the pair interval', async () => {
@@ -229,7 +232,7 @@ describe('WhatsApp adapter', () => {
     // Assert 1: retryable, resume point stored after part 1, exponential backoff.
     expect(failure).toBeInstanceOf(DeliveryError);
     expect(failure).toMatchObject({ code: '131056', retryable: true });
-    expect(stores.last).toEqual({ msgKey: job.msgKey, parts: 1, complete: false, note: `${WhatsAppNote.RATE_LIMITED}:131056` });
+    expect(stores.last).toEqual({ msgKey: job.msgKey, parts: 1, complete: false, note: WhatsAppNote.stopped('rate_limited', 131056) });
     expect(clock.sleeps.filter((ms) => ms > PAIR_MS)).toEqual([2 * PAIR_MS]);
     // Act 2: SQS redelivers; the record says one part is out.
     clock.now += 30_000;
@@ -307,7 +310,7 @@ describe('WhatsApp adapter', () => {
     expect(graph.attempts.filter((m) => m.to === user)).toHaveLength(0); // rejected before parsing
     expect(graph.requests).toHaveLength(1);
     expect(log.errors.join('\n')).toMatch(/ACCESS TOKEN/);
-    expect(stores.last).toMatchObject({ parts: 0, complete: false, note: `${WhatsAppNote.TOKEN}:190` });
+    expect(stores.last).toMatchObject({ parts: 0, complete: false, note: WhatsAppNote.stopped('token_error', 190) });
   });
 
   it('closes the record of an undeliverable answer (131026) without retrying', async () => {
@@ -315,7 +318,7 @@ describe('WhatsApp adapter', () => {
     graph.failWhen((m) => m.to === user, { code: 131026 });
     await adapter().deliver(recordFor(jobFor(user, clock.now), 'An answer'));
     expect(graph.attempts.filter((m) => m.to === user)).toHaveLength(1);
-    expect(stores.last).toMatchObject({ complete: true, note: `${WhatsAppNote.UNDELIVERABLE}:131026` });
+    expect(stores.last).toMatchObject({ complete: true, note: WhatsAppNote.stopped('undeliverable', 131026) });
   });
 
   it('fails an unknown 4xx error non-retryably with a note, for the DLQ', async () => {
@@ -328,7 +331,7 @@ describe('WhatsApp adapter', () => {
         (err: unknown) => err,
       );
     expect(failure).toMatchObject({ code: '131009', retryable: false });
-    expect(stores.last).toMatchObject({ complete: false, note: `${WhatsAppNote.FAILED}:131009` });
+    expect(stores.last).toMatchObject({ complete: false, note: WhatsAppNote.stopped('failed', 131009) });
   });
 
   it('completes an already fully delivered record without sending', async () => {

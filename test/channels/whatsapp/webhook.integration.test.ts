@@ -16,6 +16,7 @@ import { MEDIA_FAILED_TEXT, TEXT_ONLY_TEXT } from '../../../lib/core/turn';
 import { silentLog } from '../../../lib/core/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import type { MessageRecord } from '../../../lib/store/messages';
+import { formatNote, NO_NOTE } from '../../../lib/store/notes';
 import { UserStateStore } from '../../../lib/store/user-state';
 import { startFakeGraph, type FakeGraph } from '../../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
@@ -255,7 +256,7 @@ describe('WhatsApp webhook → worker → Graph API', () => {
       const batches = gw.batches.length;
       // Act
       await meta.post(sampleTextWebhook({ phoneNumberId: PNID, from: user, text: 'three parts please', id }));
-      await eventually(async () => (await recordOf(user, id))?.note === `${WhatsAppNote.RATE_LIMITED}:131056`, 10_000, 'the rate-limit note');
+      await eventually(async () => formatNote((await recordOf(user, id))?.note ?? NO_NOTE) === 'rate_limited:131056', 10_000, 'the rate-limit note');
       const paused = await recordOf(user, id);
       await settled();
       // Assert
