@@ -18,4 +18,4 @@ const run = lazyHandler(async () => {
   });
 });
 
-export const handler = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => run(event);
+export const handler = async (event: SQSEvent, _context?: Context): Promise<SQSBatchResponse> => run(event);

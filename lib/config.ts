@@ -566,8 +566,8 @@ export function isDeployed(env: Env): boolean {
  * that were not read become {@link WITHHELD}.
  */
 export function mergeSecrets(env: Env, values: ReadonlyMap<string, string>, existing: Iterable<string>): Env {
-  const out: Record<string, string | undefined> = { ...env };
-  for (const name of SECRET_NAMES) delete out[name];
+  const secret = new Set<string>(SECRET_NAMES);
+  const out: Record<string, string | undefined> = Object.fromEntries(Object.entries(env).filter(([name]) => !secret.has(name)));
   for (const name of existing) out[name] = WITHHELD;
   for (const [name, value] of values) out[name] = value;
   return out;
@@ -629,9 +629,18 @@ export function functionEnv(fn: FunctionName): Promise<Env> {
   return pending;
 }
 
-/** This process's validated configuration for `fn` (see {@link functionEnv}). */
+/**
+ * This process's validated configuration for `fn` (see {@link functionEnv}). When it does not
+ * validate, the secrets are read again next time: one put after the deploy (say the LLM key)
+ * heals a function that refused to start.
+ */
 export async function functionConfig(fn: FunctionName): Promise<AppConfig> {
-  return loadConfig(await functionEnv(fn), { usesLlm: FUNCTION_SECRETS[fn].usesLlm });
+  try {
+    return loadConfig(await functionEnv(fn), { usesLlm: FUNCTION_SECRETS[fn].usesLlm });
+  } catch (err) {
+    functionEnvs.delete(fn);
+    throw err;
+  }
 }
 
 /** What `/health` reports: the LLM backend and the channels whose secrets are set. */
