@@ -20,7 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, enabledChannels, loadConfig, readDotEnv, type AppConfig } from '../config';
+import { ConfigError, enabledChannels, loadConfig, readDotEnv, SECRET_NAMES, type AppConfig } from '../config';
 import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
 import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
@@ -296,8 +296,13 @@ async function main(): Promise<void> {
       QUEUE_URL: resources.queueUrl,
       DYNAMODB_ENDPOINT: dynamoEndpoint,
       SQS_ENDPOINT: sqsEndpoint,
+      // serverless.yml defaults it to the deployed API's URL, which does not exist here.
+      PUBLIC_BASE_URL: merged.PUBLIC_BASE_URL?.trim() ?? '',
     };
-    child.stdin.write(`${JSON.stringify(localEnv)}\n`);
+    // Deployed functions read their secrets from SSM; offline they come from here (the shell,
+    // .env, the local WeChat token), over the pipe, never through serverless.yml.
+    const localSecrets = Object.fromEntries(SECRET_NAMES.flatMap((name) => (merged[name] ? [[name, merged[name]]] : [])));
+    child.stdin.write(`${JSON.stringify({ ...localSecrets, ...localEnv })}\n`);
 
     // The worker runs here, so it needs the same environment before its module reads config().
     for (const [key, value] of Object.entries({ ...awsEnv, ...localEnv })) process.env[key] = value;
