@@ -456,7 +456,11 @@ export function readDotEnv(dir: string, env: Env, file = '.env'): Record<string,
 
 let cached: AppConfig | undefined;
 
-/** The process configuration, validated once per cold start. */
+/**
+ * The process configuration from the environment and `.env` only, validated once: for local
+ * tools and scripts. The Lambda entries use {@link functionConfig}, which also reads a deployed
+ * stage's secrets from SSM.
+ */
 export function config(): AppConfig {
   cached ??= loadConfig(readDotEnv(process.cwd(), process.env));
   return cached;

@@ -161,7 +161,7 @@ function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: L
 
 async function main(): Promise<void> {
   const started = Date.now();
-  // Lambda runs from the bundle's root; config() also reads .env from the cwd.
+  // Lambda runs from the bundle's root; functionConfig() also reads .env from the cwd.
   process.chdir(ROOT);
   let merged = readDotEnv(ROOT, process.env);
   let devWeChat = false;
@@ -304,7 +304,7 @@ async function main(): Promise<void> {
     const localSecrets = Object.fromEntries(SECRET_NAMES.flatMap((name) => (merged[name] ? [[name, merged[name]]] : [])));
     child.stdin.write(`${JSON.stringify({ ...localSecrets, ...localEnv })}\n`);
 
-    // The worker runs here, so it needs the same environment before its module reads config().
+    // The worker runs here, so it needs the same environment before its first invocation reads it.
     for (const [key, value] of Object.entries({ ...awsEnv, ...localEnv })) process.env[key] = value;
     if (devWeChat) process.env.WECHAT_TOKEN = LOCAL_WECHAT_TOKEN;
     delete process.env.AWS_SESSION_TOKEN;
