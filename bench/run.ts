@@ -60,7 +60,7 @@ async function bundles(): Promise<void> {
   for (const entry of entries) {
     const name = entry.replace(/\.ts$/, '');
     const outfile = join(out, `${name}.js`);
-    await build({ entryPoints: [join(root, 'functions', entry)], bundle: true, minify: true, platform: 'node', target: 'node20', outfile, logLevel: 'silent' });
+    await build({ entryPoints: [join(root, 'functions', entry)], bundle: true, minify: true, platform: 'node', target: 'node24', outfile, logLevel: 'silent' });
     const bytes = statSync(outfile).size;
     const gz = gzipSync(readFileSync(outfile)).length;
     const times: number[] = [];

@@ -11,8 +11,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { config, type AppConfig } from '../lib/config';
+import { functionConfig, type AppConfig } from '../lib/config';
 import { fromApiGateway, json, serve, text, toApiGateway, type HttpRequest, type HttpResponse } from '../lib/channels/http';
+import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
 import type { Log } from '../lib/core/types';
 import { createDocumentClient } from '../lib/store/client';
@@ -76,4 +77,5 @@ export function createAdminHandler(cfg: AppConfig, overrides: AdminOverrides = {
   return async (event) => toApiGateway(await serve(log, () => handleAdmin(deps, fromApiGateway(event, Date.now()))));
 }
 
-export const handler = createAdminHandler(config());
+// Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
+export const handler = lazyHandler(async () => createAdminHandler(await functionConfig('admin')));

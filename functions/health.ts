@@ -1,10 +1,18 @@
 /**
- * `GET /health`: reports whether the configuration validates, which LLM backend is
- * in use and which channels are enabled. Deliberately touches neither DynamoDB nor
- * SQS: it answers "is this deployment configured", and its role may only write logs.
+ * `GET /health`: reports which LLM backend is in use and which channels are enabled, and
+ * answers 503 naming what is missing when no LLM is configured. Deliberately touches neither
+ * DynamoDB nor SQS: it answers "is this deployment configured".
+ *
+ * It holds no secret and no vendor setting. In a deployed stage it learns what is configured
+ * from which SSM parameters exist: its role may call ssm:GetParameters on them but has no
+ * kms:Decrypt, so it reads them without decryption and could not decrypt them if it tried
+ * (SecureString values need the caller's kms:Decrypt,
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-access.html).
+ * That is simpler and truer than a list of names fixed at deploy time: a secret put after
+ * the deploy shows up at the next cold start, as it does for the functions that use it.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { config, ConfigError, type LlmProviderName } from '../lib/config';
+import { configuredSummary, ConfigError, functionEnv, isDeployed, loadConfig, type Env, type LlmProviderName } from '../lib/config';
 
 /** Body of a healthy answer. */
 export interface HealthOk {
@@ -13,9 +21,10 @@ export interface HealthOk {
   channels: { wechat: boolean; whatsapp: boolean; twilio: boolean };
 }
 
-/** Body of an answer when the configuration does not validate. */
+/** Body of an answer when the configuration is incomplete or does not validate. */
 export interface HealthError {
   status: 'error';
+  /** Names the missing or malformed setting, never a secret's value. */
   error: string;
 }
 
@@ -29,21 +38,26 @@ function json(statusCode: number, body: HealthOk | HealthError): APIGatewayProxy
 }
 
 /**
- * Lambda handler for the HTTP API (payload 2.0) route `GET /health`.
- * 200 with {@link HealthOk}; 500 with {@link HealthError} when {@link config} throws a
- * {@link ConfigError} (its message names the variable, never a secret's value).
- * Any other error propagates so it shows up as a Lambda error in the metrics.
+ * The handler over a source of this function's environment (secrets as presence only in a
+ * deployed stage; see lib/config.ts functionEnv).
+ * 200 with {@link HealthOk}; 503 with {@link HealthError} on a {@link ConfigError} (no LLM
+ * configured, a secret unreadable, or locally any invalid setting). Any other error
+ * propagates so it shows up as a Lambda error in the metrics.
  */
-export async function handler(_event?: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
-  try {
-    const cfg = config();
-    return json(200, {
-      status: 'ok',
-      llmProvider: cfg.llm.provider,
-      channels: { wechat: cfg.wechat !== undefined, whatsapp: cfg.whatsapp !== undefined, twilio: cfg.twilio !== undefined },
-    });
-  } catch (err) {
-    if (err instanceof ConfigError) return json(500, { status: 'error', error: err.message });
-    throw err;
-  }
+export function createHealthHandler(loadEnv: () => Promise<Env>): (event?: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2> {
+  return async () => {
+    try {
+      const env = await loadEnv();
+      const summary = configuredSummary(env);
+      // Locally the whole configuration is at hand: validate all of it, as before a deploy.
+      if (!isDeployed(env)) loadConfig(env);
+      return json(200, { status: 'ok', ...summary });
+    } catch (err) {
+      if (err instanceof ConfigError) return json(503, { status: 'error', error: err.message });
+      throw err;
+    }
+  };
 }
+
+/** Lambda handler for the HTTP API (payload 2.0) route `GET /health`. */
+export const handler = createHealthHandler(() => functionEnv('health'));

@@ -1,8 +1,9 @@
 /** Lambda entry for POST /twilio/messaging (and its WhatsApp status callbacks): builds dependencies once per cold start, then delegates. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { config, type AppConfig } from '../lib/config';
+import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { handleTwilioMessaging, type TwilioMessagingDeps } from '../lib/channels/twilio/messaging';
+import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
@@ -36,4 +37,5 @@ export function createTwilioMessagingHandler(
   return webhookHandler('twilio', deps, log, clock, handleTwilioMessaging);
 }
 
-export const handler = createTwilioMessagingHandler(config());
+// Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
+export const handler = lazyHandler(async () => createTwilioMessagingHandler(await functionConfig('twilioMessaging')));

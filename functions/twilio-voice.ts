@@ -1,8 +1,9 @@
 /** Lambda entry for POST /twilio/voice, /twilio/voice/gather and /twilio/voice/poll: builds dependencies once per cold start, then delegates. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { config, type AppConfig } from '../lib/config';
+import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { handleTwilioVoice, type TwilioVoiceDeps } from '../lib/channels/twilio/voice';
+import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
@@ -42,4 +43,5 @@ export function createTwilioVoiceHandler(
   return webhookHandler('twilio', deps, log, clock, handleTwilioVoice);
 }
 
-export const handler = createTwilioVoiceHandler(config());
+// Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
+export const handler = lazyHandler(async () => createTwilioVoiceHandler(await functionConfig('twilioVoice')));

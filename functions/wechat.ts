@@ -1,8 +1,9 @@
 /** Lambda entry for GET/POST /wechat: builds dependencies once per cold start, then delegates. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { config, type AppConfig } from '../lib/config';
+import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { createWeChatIngressDeps, handleWeChat, secureRandom, type WeChatIngressDeps } from '../lib/channels/wechat/ingress';
+import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
@@ -31,4 +32,5 @@ export function createWeChatHandler(cfg: AppConfig, overrides: WeChatOverrides =
   return webhookHandler('wechat', deps, log, clock, handleWeChat);
 }
 
-export const handler = createWeChatHandler(config());
+// Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
+export const handler = lazyHandler(async () => createWeChatHandler(await functionConfig('wechat')));

@@ -3,9 +3,10 @@
  * delegates. Kept small on purpose (design principle 7): no LLM SDK in this bundle.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { config, type AppConfig } from '../lib/config';
+import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { handleWhatsApp, type WhatsAppIngressDeps } from '../lib/channels/whatsapp/ingress';
+import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
@@ -39,4 +40,5 @@ export function createWhatsAppHandler(
   return webhookHandler('whatsapp', deps, log, clock, handleWhatsApp);
 }
 
-export const handler = createWhatsAppHandler(config());
+// Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
+export const handler = lazyHandler(async () => createWhatsAppHandler(await functionConfig('whatsapp')));

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
+import { createSsmSecretReader } from './secrets';
 
 /** Raised for any configuration problem; the message names the variable. */
 export class ConfigError extends Error {
@@ -165,9 +166,22 @@ export type Env = Readonly<Record<string, string | undefined>>;
 const DEFAULT_SYSTEM_PROMPT =
   'You are a helpful assistant answering users on a messaging app. Be concise and clear.';
 
+/**
+ * Stands for a secret this function knows is set (its SSM parameter exists) but does not
+ * read: it counts as present when deciding whether a channel or the LLM is configured, and
+ * reads as ''. No real environment can hold it (environment values cannot contain NUL).
+ */
+export const WITHHELD = '\u0000withheld';
+
 function str(env: Env, name: string, fallback = ''): string {
   const value = env[name];
+  if (value === WITHHELD) return '';
   return value === undefined ? fallback : value.trim();
+}
+
+/** Whether `name` is set, with its value or {@link WITHHELD}. */
+function isSet(env: Env, name: string): boolean {
+  return env[name] === WITHHELD || str(env, name) !== '';
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -205,9 +219,9 @@ function url(env: Env, name: string, fallback: string): string {
  * Returns undefined when none is set.
  */
 function channelSecrets(env: Env, channel: string, required: readonly string[], optional: readonly string[] = []): boolean {
-  const present = [...required, ...optional].filter((name) => str(env, name) !== '');
+  const present = [...required, ...optional].filter((name) => isSet(env, name));
   if (present.length === 0) return false;
-  const missing = required.filter((name) => str(env, name) === '');
+  const missing = required.filter((name) => !isSet(env, name));
   if (missing.length > 0) {
     throw new ConfigError(
       `${channel} is partly configured (${present.join(', ')} set) but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing`,
@@ -222,20 +236,36 @@ function transcriptionModel(env: Env): string {
   return raw || 'whisper-1';
 }
 
-function loadLlm(env: Env): LlmConfig {
+/**
+ * The LLM backend `env` selects. Fails closed in a deployed stage (`SSM_SECRETS_PATH` set):
+ * with no key and no explicit `LLM_PROVIDER=dev`, real users would get the echo model.
+ */
+export function llmProvider(env: Env): LlmProviderName {
   const explicit = str(env, 'LLM_PROVIDER').toLowerCase();
   let provider: LlmProviderName;
   if (explicit === '') {
-    provider = str(env, 'OPENAI_API_KEY') ? 'openai' : str(env, 'DIFY_API_KEY') ? 'dify' : 'dev';
+    provider = isSet(env, 'OPENAI_API_KEY') ? 'openai' : isSet(env, 'DIFY_API_KEY') ? 'dify' : 'dev';
+    if (provider === 'dev' && isDeployed(env)) {
+      throw new ConfigError(
+        `No LLM is configured: OPENAI_API_KEY or DIFY_API_KEY is missing under ${secretsPath(env)} (npm run secrets), and LLM_PROVIDER is not set to dev`,
+      );
+    }
   } else if (explicit === 'openai' || explicit === 'dify' || explicit === 'dev') {
     provider = explicit;
   } else {
     throw new ConfigError(`LLM_PROVIDER must be openai, dify or dev, got "${explicit}"`);
   }
+  if (provider === 'openai' && !isSet(env, 'OPENAI_API_KEY')) throw new ConfigError('LLM_PROVIDER=openai needs OPENAI_API_KEY');
+  if (provider === 'dify' && !isSet(env, 'DIFY_API_KEY')) throw new ConfigError('LLM_PROVIDER=dify needs DIFY_API_KEY');
+  return provider;
+}
+
+function loadLlm(env: Env, usesLlm: boolean): LlmConfig {
+  // A function that never calls the LLM (webhooks, admin) gets none of its settings in a
+  // deployed stage; it must not fail closed over them.
+  const provider = usesLlm ? llmProvider(env) : 'dev';
   const openAiKey = str(env, 'OPENAI_API_KEY');
   const difyKey = str(env, 'DIFY_API_KEY');
-  if (provider === 'openai' && openAiKey === '') throw new ConfigError('LLM_PROVIDER=openai needs OPENAI_API_KEY');
-  if (provider === 'dify' && difyKey === '') throw new ConfigError('LLM_PROVIDER=dify needs DIFY_API_KEY');
   return {
     provider,
     systemPrompt: str(env, 'SYSTEM_PROMPT') || DEFAULT_SYSTEM_PROMPT,
@@ -316,18 +346,20 @@ function loadWeChat(env: Env): WeChatConfig | undefined {
   const appSecret = str(env, 'WECHAT_APP_SECRET');
   const encodingAesKey = aesKey(env, 'WECHAT_ENCODING_AES_KEY');
   // Safe mode needs the appid to check the decrypted envelope; the API needs both.
-  if (encodingAesKey !== '' && appId === '') {
+  const hasAesKey = isSet(env, 'WECHAT_ENCODING_AES_KEY');
+  const hasAppSecret = isSet(env, 'WECHAT_APP_SECRET');
+  if (hasAesKey && appId === '') {
     throw new ConfigError('WECHAT_ENCODING_AES_KEY is set but WECHAT_APP_ID is missing (safe mode checks the appid)');
   }
-  if (appId === '' && appSecret !== '') throw new ConfigError('WECHAT_APP_SECRET is set but WECHAT_APP_ID is missing');
-  if (appId !== '' && appSecret === '' && encodingAesKey === '') {
+  if (appId === '' && hasAppSecret) throw new ConfigError('WECHAT_APP_SECRET is set but WECHAT_APP_ID is missing');
+  if (appId !== '' && !hasAppSecret && !hasAesKey) {
     // An AppID alone serves nothing: media, tokens and customer-service messages need the secret.
     throw new ConfigError('WECHAT_APP_ID is set but WECHAT_APP_SECRET is missing');
   }
-  if (str(env, 'WECHAT_ENCODING_AES_KEY_PREVIOUS') !== '' && encodingAesKey === '') {
+  if (isSet(env, 'WECHAT_ENCODING_AES_KEY_PREVIOUS') && !hasAesKey) {
     throw new ConfigError('WECHAT_ENCODING_AES_KEY_PREVIOUS is set but WECHAT_ENCODING_AES_KEY (the current key) is missing');
   }
-  if (replyModeRaw === 'customer_service' && (appId === '' || appSecret === '')) {
+  if (replyModeRaw === 'customer_service' && (appId === '' || !hasAppSecret)) {
     throw new ConfigError('WECHAT_REPLY_MODE=customer_service needs WECHAT_APP_ID and WECHAT_APP_SECRET');
   }
   const commands = '/help – this list\n/clear – start a new conversation';
@@ -419,11 +451,17 @@ export function normaliseUserId(raw: string): string {
   return trimmed;
 }
 
+/** Options of {@link loadConfig}. */
+export interface LoadOptions {
+  /** Whether this function calls the LLM, so its settings must validate (default true). */
+  usesLlm?: boolean;
+}
+
 /** Validates `env` into an {@link AppConfig}; throws {@link ConfigError} naming the variable. */
-export function loadConfig(env: Env): AppConfig {
+export function loadConfig(env: Env, options: LoadOptions = {}): AppConfig {
   const publicBaseUrl = str(env, 'PUBLIC_BASE_URL');
   return {
-    llm: loadLlm(env),
+    llm: loadLlm(env, options.usesLlm ?? true),
     rateLimit: loadRateLimit(env),
     wechat: loadWeChat(env),
     whatsapp: loadWhatsApp(env),
@@ -456,10 +494,10 @@ export function loadConfig(env: Env): AppConfig {
  * Reads `.env` at `dir` (values already in the environment win, as with dotenv).
  * Missing file is fine; a malformed one is reported by Node's parser as best it can.
  */
-export function readDotEnv(dir: string, env: Env): Record<string, string | undefined> {
+export function readDotEnv(dir: string, env: Env, file = '.env'): Record<string, string | undefined> {
   let text: string;
   try {
-    text = readFileSync(join(dir, '.env'), 'utf8');
+    text = readFileSync(join(dir, file), 'utf8');
   } catch {
     return { ...env };
   }
@@ -468,7 +506,11 @@ export function readDotEnv(dir: string, env: Env): Record<string, string | undef
 
 let cached: AppConfig | undefined;
 
-/** The process configuration, validated once per cold start. */
+/**
+ * The process configuration from the environment and `.env` only, validated once: for local
+ * tools and scripts. The Lambda entries use {@link functionConfig}, which also reads a deployed
+ * stage's secrets from SSM.
+ */
 export function config(): AppConfig {
   cached ??= loadConfig(readDotEnv(process.cwd(), process.env));
   return cached;
@@ -481,4 +523,197 @@ export function enabledChannels(cfg: AppConfig): string[] {
   if (cfg.whatsapp) names.push('whatsapp');
   if (cfg.twilio) names.push('twilio');
   return names;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets: SSM Parameter Store in a deployed stage, the environment / .env locally.
+
+/**
+ * Every secret setting. In a deployed stage none of them is in a function's environment (nor
+ * in the CloudFormation template or the zips): each is a SecureString parameter named
+ * `${SSM_SECRETS_PATH}/${NAME}`, written by `npm run secrets -- --stage <stage>`.
+ */
+export const SECRET_NAMES = [
+  'OPENAI_API_KEY',
+  'DIFY_API_KEY',
+  'ADMIN_TOKEN',
+  'WECHAT_TOKEN',
+  'WECHAT_APP_SECRET',
+  'WECHAT_ENCODING_AES_KEY',
+  'WECHAT_ENCODING_AES_KEY_PREVIOUS',
+  'WHATSAPP_VERIFY_TOKEN',
+  'WHATSAPP_APP_SECRET',
+  'WHATSAPP_ACCESS_TOKEN',
+  'TWILIO_AUTH_TOKEN',
+] as const;
+
+export type SecretName = (typeof SECRET_NAMES)[number];
+
+/** The Lambda functions of serverless.yml, by their key there. */
+export type FunctionName = 'health' | 'wechat' | 'whatsapp' | 'twilioMessaging' | 'twilioVoice' | 'admin' | 'worker';
+
+/** What one function needs from the secrets (serverless.yml grants exactly this). */
+export interface FunctionSecrets {
+  /** Secrets it decrypts and uses. */
+  read: readonly SecretName[];
+  /**
+   * Secrets whose existence alone it needs (their parameter is read without decryption,
+   * and the role may not decrypt it): a channel is enabled when its secrets are set, and a
+   * function must tell "set but not mine" from "not set".
+   */
+  exists: readonly SecretName[];
+  /** Whether it calls the LLM (and so fails closed without one). */
+  usesLlm: boolean;
+}
+
+const LLM_KEYS: readonly SecretName[] = ['OPENAI_API_KEY', 'DIFY_API_KEY'];
+
+/** Per function: the secrets it reads, those it only needs to know exist, and whether it answers with the LLM. */
+export const FUNCTION_SECRETS: Readonly<Record<FunctionName, FunctionSecrets>> = {
+  // Reports what is configured without holding any value (see functions/health.ts).
+  health: { read: [], exists: SECRET_NAMES.filter((name) => name !== 'ADMIN_TOKEN'), usesLlm: true },
+  wechat: {
+    read: ['WECHAT_TOKEN', 'WECHAT_ENCODING_AES_KEY', 'WECHAT_ENCODING_AES_KEY_PREVIOUS'],
+    exists: ['WECHAT_APP_SECRET'],
+    usesLlm: false,
+  },
+  whatsapp: { read: ['WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET'], exists: ['WHATSAPP_ACCESS_TOKEN'], usesLlm: false },
+  twilioMessaging: { read: ['TWILIO_AUTH_TOKEN'], exists: [], usesLlm: false },
+  twilioVoice: { read: ['TWILIO_AUTH_TOKEN'], exists: [], usesLlm: false },
+  admin: { read: ['ADMIN_TOKEN'], exists: [], usesLlm: false },
+  worker: {
+    read: [...LLM_KEYS, 'WECHAT_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN'],
+    exists: ['WECHAT_TOKEN', 'WECHAT_ENCODING_AES_KEY', 'WECHAT_ENCODING_AES_KEY_PREVIOUS', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET'],
+    usesLlm: true,
+  },
+};
+
+/**
+ * Reads secret parameters by setting name. lib/secrets.ts implements it over SSM Parameter
+ * Store; tests may pass any other.
+ */
+export interface SecretReader {
+  /**
+   * The parameters of `names` that exist, by name: decrypted values when `decrypt`, otherwise
+   * only their existence matters. A missing parameter is simply absent; any other failure
+   * (access denied, KMS) rejects.
+   */
+  read(names: readonly SecretName[], decrypt: boolean): Promise<ReadonlyMap<string, string>>;
+}
+
+/** The SSM path of this stage's secrets (`/llm-gateway/prod`), or '' when running locally. */
+export function secretsPath(env: Env): string {
+  return str(env, 'SSM_SECRETS_PATH').replace(/\/+$/, '');
+}
+
+/**
+ * Whether this is a deployed stage: serverless.yml sets `SSM_SECRETS_PATH`; `npm start` and
+ * the tests do not. A deployed stage reads its secrets from SSM only and fails closed.
+ */
+export function isDeployed(env: Env): boolean {
+  return secretsPath(env) !== '';
+}
+
+/**
+ * `env` with the secrets of a deployed stage merged in: any secret variable already in `env`
+ * is dropped (secrets come from SSM only), `values` are set, and the names in `existing`
+ * that were not read become {@link WITHHELD}.
+ */
+export function mergeSecrets(env: Env, values: ReadonlyMap<string, string>, existing: Iterable<string>): Env {
+  const secret = new Set<string>(SECRET_NAMES);
+  const out: Record<string, string | undefined> = Object.fromEntries(Object.entries(env).filter(([name]) => !secret.has(name)));
+  for (const name of existing) out[name] = WITHHELD;
+  for (const [name, value] of values) out[name] = value;
+  return out;
+}
+
+/**
+ * The environment one function validates: locally `env` itself; in a deployed stage `env`
+ * plus the secrets `fn` needs, read through `reader` (a failure names the parameters, never
+ * a value).
+ */
+export async function resolveFunctionEnv(fn: FunctionName, env: Env, reader: SecretReader): Promise<Env> {
+  if (!isDeployed(env)) return env;
+  const needs = FUNCTION_SECRETS[fn];
+  const fetch = async (names: readonly SecretName[], decrypt: boolean): Promise<ReadonlyMap<string, string>> => {
+    try {
+      return await reader.read(names, decrypt);
+    } catch (err) {
+      const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      throw new ConfigError(`Cannot read ${names.join(', ')} from SSM Parameter Store under ${secretsPath(env)}: ${why}`);
+    }
+  };
+  const [values, existing] = await Promise.all([fetch(needs.read, true), needs.exists.length > 0 ? fetch(needs.exists, false) : new Map<string, string>()]);
+  return mergeSecrets(env, values, existing.keys());
+}
+
+/** The environment as the process sees it: `process.env` over `.env` in the working directory. */
+export function processEnv(): Env {
+  return readDotEnv(process.cwd(), process.env);
+}
+
+/** An SSM-backed {@link SecretReader} for `env` (`SSM_ENDPOINT` points it at a stand-in). */
+export function ssmSecretReader(env: Env): SecretReader {
+  const endpoint = str(env, 'SSM_ENDPOINT');
+  return createSsmSecretReader({
+    path: secretsPath(env),
+    region: str(env, 'AWS_REGION', 'us-east-1') || 'us-east-1',
+    endpoint,
+    // Dummy credentials for a stand-in, as for DynamoDB; in AWS the function's role.
+    credentials:
+      endpoint === '' ? undefined : { accessKeyId: str(env, 'AWS_ACCESS_KEY_ID', 'local') || 'local', secretAccessKey: str(env, 'AWS_SECRET_ACCESS_KEY', 'local') || 'local' },
+  });
+}
+
+const functionEnvs = new Map<FunctionName, Promise<Env>>();
+
+/**
+ * This process's environment for `fn`, secrets included, resolved once per cold start. A
+ * failure is not kept, so the next invocation tries again (an SSM hiccup heals itself; a
+ * configuration error fails the same way every time, naming the setting).
+ */
+export function functionEnv(fn: FunctionName): Promise<Env> {
+  let pending = functionEnvs.get(fn);
+  if (pending === undefined) {
+    const env = processEnv();
+    pending = resolveFunctionEnv(fn, env, ssmSecretReader(env));
+    functionEnvs.set(fn, pending);
+    pending.catch(() => functionEnvs.delete(fn));
+  }
+  return pending;
+}
+
+/**
+ * This process's validated configuration for `fn` (see {@link functionEnv}). When it does not
+ * validate, the secrets are read again next time: one put after the deploy (say the LLM key)
+ * heals a function that refused to start.
+ */
+export async function functionConfig(fn: FunctionName): Promise<AppConfig> {
+  try {
+    return loadConfig(await functionEnv(fn), { usesLlm: FUNCTION_SECRETS[fn].usesLlm });
+  } catch (err) {
+    functionEnvs.delete(fn);
+    throw err;
+  }
+}
+
+/** What `/health` reports: the LLM backend and the channels whose secrets are set. */
+export interface ConfiguredSummary {
+  llmProvider: LlmProviderName;
+  channels: { wechat: boolean; whatsapp: boolean; twilio: boolean };
+}
+
+/**
+ * What `env` configures, from the secrets' presence alone (health holds no secret value nor
+ * vendor setting). Throws {@link ConfigError} naming what is missing when no LLM is.
+ */
+export function configuredSummary(env: Env): ConfiguredSummary {
+  return {
+    llmProvider: llmProvider(env),
+    channels: {
+      wechat: isSet(env, 'WECHAT_TOKEN'),
+      whatsapp: ['WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN'].some((name) => isSet(env, name)),
+      twilio: isSet(env, 'TWILIO_AUTH_TOKEN'),
+    },
+  };
 }

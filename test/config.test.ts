@@ -1,4 +1,4 @@
-import { ConfigError, enabledChannels, loadConfig, readDotEnv } from '../lib/config';
+import { configuredSummary, ConfigError, enabledChannels, FUNCTION_SECRETS, loadConfig, mergeSecrets, readDotEnv, resolveFunctionEnv, SECRET_NAMES, WITHHELD, type SecretReader } from '../lib/config';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,5 +119,111 @@ describe('readDotEnv', () => {
 
   it('is fine without a .env file', () => {
     expect(readDotEnv(mkdtempSync(join(tmpdir(), 'env-')), { A: '1' })).toEqual({ A: '1' });
+  });
+});
+
+describe('secrets in a deployed stage', () => {
+  const deployed = { SSM_SECRETS_PATH: '/llm-gateway/prod' };
+
+  /** A reader over a fixed set of parameters, recording what was asked. */
+  function reader(stored: Readonly<Record<string, string | undefined>>, calls: { names: readonly string[]; decrypt: boolean }[] = []): SecretReader {
+    return {
+      read: async (names, decrypt) => {
+        calls.push({ names, decrypt });
+        const found = new Map<string, string>();
+        for (const name of names) {
+          const value = stored[name];
+          if (value !== undefined) found.set(name, decrypt ? value : 'ciphertext');
+        }
+        return found;
+      },
+    };
+  }
+
+  it('fails closed with no LLM configured, naming the settings, unless LLM_PROVIDER=dev is explicit', () => {
+    expect(() => loadConfig(deployed)).toThrow(ConfigError);
+    expect(() => loadConfig(deployed)).toThrow(/OPENAI_API_KEY or DIFY_API_KEY is missing under \/llm-gateway\/prod/);
+    expect(loadConfig({ ...deployed, LLM_PROVIDER: 'dev' }).llm.provider).toBe('dev');
+    // Locally (no SSM path) the zero-configuration echo stays.
+    expect(loadConfig({}).llm.provider).toBe('dev');
+    // A function that never calls the LLM does not check it.
+    expect(loadConfig(deployed, { usesLlm: false }).llm.provider).toBe('dev');
+  });
+
+  it('gives each function only its secrets: read ones decrypted, others only by existence', async () => {
+    const stored = { OPENAI_API_KEY: 'sk-1', WECHAT_TOKEN: 'wx-tok', WECHAT_APP_SECRET: 'wx-secret', ADMIN_TOKEN: 'adm' };
+    const calls: { names: readonly string[]; decrypt: boolean }[] = [];
+
+    const env = await resolveFunctionEnv('wechat', { ...deployed, WECHAT_APP_ID: 'wx1', OPENAI_API_KEY: 'stray-from-env' }, reader(stored, calls));
+    const cfg = loadConfig(env, { usesLlm: FUNCTION_SECRETS.wechat.usesLlm });
+
+    expect(calls).toEqual([
+      { names: FUNCTION_SECRETS.wechat.read, decrypt: true },
+      { names: FUNCTION_SECRETS.wechat.exists, decrypt: false },
+    ]);
+    expect(env.OPENAI_API_KEY).toBeUndefined(); // secrets come from SSM only
+    expect(env.ADMIN_TOKEN).toBeUndefined();
+    expect(env.WECHAT_APP_SECRET).toBe(WITHHELD);
+    expect(cfg.wechat?.token).toBe('wx-tok');
+    // Known to be set (so the AppID alone is not an error) but never held by the ingress.
+    expect(cfg.wechat?.appSecret).toBe('');
+  });
+
+  it('lets the worker validate channels whose webhook secrets it does not hold', async () => {
+    const stored = { DIFY_API_KEY: 'app-1', WHATSAPP_VERIFY_TOKEN: 'v', WHATSAPP_APP_SECRET: 's', WHATSAPP_ACCESS_TOKEN: 'token-1' };
+
+    const env = await resolveFunctionEnv('worker', { ...deployed, WHATSAPP_PHONE_NUMBER_ID: '123' }, reader(stored));
+    const cfg = loadConfig(env);
+
+    expect(cfg.llm.provider).toBe('dify');
+    expect(cfg.llm.dify?.apiKey).toBe('app-1');
+    expect(cfg.whatsapp?.accessToken).toBe('token-1');
+    expect(cfg.whatsapp?.appSecret).toBe('');
+    expect(cfg.whatsapp?.verifyToken).toBe('');
+  });
+
+  it('still names a secret that is missing for a partly configured channel', async () => {
+    const env = await resolveFunctionEnv('worker', { ...deployed, LLM_PROVIDER: 'dev', WHATSAPP_PHONE_NUMBER_ID: '123' }, reader({ WHATSAPP_ACCESS_TOKEN: 't' }));
+
+    expect(() => loadConfig(env)).toThrow(/WHATSAPP_VERIFY_TOKEN, WHATSAPP_APP_SECRET are missing/);
+  });
+
+  it('turns an unreadable secret into a ConfigError naming the parameters', async () => {
+    const failing: SecretReader = {
+      read: async () => {
+        throw Object.assign(new Error('User is not authorized to perform kms:Decrypt'), { name: 'AccessDeniedException' });
+      },
+    };
+
+    const attempt = resolveFunctionEnv('admin', deployed, failing);
+
+    await expect(attempt).rejects.toThrow(ConfigError);
+    await expect(attempt).rejects.toThrow(/Cannot read ADMIN_TOKEN from SSM Parameter Store under \/llm-gateway\/prod: AccessDeniedException/);
+  });
+
+  it('reads nothing from SSM locally: the environment and .env hold the secrets', async () => {
+    const calls: { names: readonly string[]; decrypt: boolean }[] = [];
+    const env = { OPENAI_API_KEY: 'sk-local' };
+
+    expect(await resolveFunctionEnv('worker', env, reader({}, calls))).toBe(env);
+    expect(calls).toEqual([]);
+  });
+
+  it('summarises what is configured from the secrets’ presence alone', () => {
+    const env = mergeSecrets({ ...deployed }, new Map(), ['OPENAI_API_KEY', 'WECHAT_TOKEN', 'WHATSAPP_ACCESS_TOKEN']);
+
+    expect(configuredSummary(env)).toEqual({ llmProvider: 'openai', channels: { wechat: true, whatsapp: true, twilio: false } });
+    expect(() => configuredSummary(mergeSecrets(deployed, new Map(), ['WECHAT_TOKEN']))).toThrow(/OPENAI_API_KEY or DIFY_API_KEY/);
+  });
+
+  it('declares every secret it reads and never lets health or the webhooks read an LLM key', () => {
+    for (const needs of Object.values(FUNCTION_SECRETS)) {
+      for (const name of [...needs.read, ...needs.exists]) expect(SECRET_NAMES).toContain(name);
+      expect(needs.read.filter((name) => needs.exists.includes(name))).toEqual([]);
+    }
+    expect(FUNCTION_SECRETS.health.read).toEqual([]);
+    for (const fn of ['wechat', 'whatsapp', 'twilioMessaging', 'twilioVoice', 'admin'] as const) {
+      expect(FUNCTION_SECRETS[fn].read.filter((name) => name === 'OPENAI_API_KEY' || name === 'DIFY_API_KEY')).toEqual([]);
+    }
   });
 });

@@ -15,6 +15,11 @@
  *   and puts those into provider.environment. start.ts sends the table/queue/endpoints this
  *   way, so the CLI can boot and bundle while the emulators are still starting.
  * - `SLS_OFFLINE_ENV_OVERRIDES=A,B`: copies those names from the process environment.
+ * - Values from stdin or the overrides also replace a function's own `environment` entry of
+ *   the same name (per-function settings such as TABLE_NAME, QUEUE_URL, PUBLIC_BASE_URL,
+ *   which serverless.yml gives as CloudFormation expressions).
+ * - Drops `SSM_SECRETS_PATH`: offline never reads SSM Parameter Store; the handlers read their
+ *   secrets from the environment and `.env`, as `npm start` and the tests do.
  * - `SLS_OFFLINE_EXIT_WITH_PARENT=1`: stops serverless offline (SIGINT to itself, its normal
  *   graceful path) when stdin reaches EOF. start.ts holds the other end of that pipe, so
  *   even if start.ts is killed outright, offline does not keep the port busy.
@@ -26,7 +31,7 @@
 
 class OfflineLocalEnvironment {
   /**
-   * @param {{ service: { provider: { environment?: Record<string, unknown> } } }} serverless
+   * @param {{ service: { provider: { environment?: Record<string, unknown> }, functions?: Record<string, { environment?: Record<string, unknown> }> } }} serverless
    * @param {unknown} _options
    * @param {{ log: { notice(message: string): void; warning(message: string): void } }} utils
    */
@@ -48,10 +53,12 @@ class OfflineLocalEnvironment {
     const provider = this.serverless.service.provider;
     /** @type {Record<string, unknown>} */
     const environment = { ...(provider.environment ?? {}) };
+    /** @type {Record<string, string>} */
+    const given = {};
     if (fromStdin) {
       const parsed = JSON.parse(await this.nextLine());
       for (const [name, value] of Object.entries(parsed)) {
-        if (typeof value === 'string') environment[name] = value;
+        if (typeof value === 'string') given[name] = value;
       }
     }
     const names = (process.env.SLS_OFFLINE_ENV_OVERRIDES ?? '')
@@ -60,11 +67,24 @@ class OfflineLocalEnvironment {
       .filter((name) => name !== '');
     for (const name of names) {
       const value = process.env[name];
-      if (value !== undefined) environment[name] = value;
+      if (value !== undefined) given[name] = value;
     }
-    for (const [name, value] of Object.entries(environment)) {
-      if (typeof value === 'object' && value !== null) {
-        this.log.warning(`offline: ${name} is a CloudFormation expression; handlers will see "[object Object]"`);
+    Object.assign(environment, given);
+    delete environment.SSM_SECRETS_PATH;
+    const functions = Object.entries(this.serverless.service.functions ?? {});
+    for (const [, fn] of functions) {
+      if (!fn.environment) continue;
+      for (const [name, value] of Object.entries(given)) {
+        if (name in fn.environment) fn.environment[name] = value;
+      }
+      delete fn.environment.SSM_SECRETS_PATH;
+    }
+    const scopes = [['provider', environment], ...functions.map(([key, fn]) => [key, fn.environment ?? {}])];
+    for (const [scope, env] of scopes) {
+      for (const [name, value] of Object.entries(env)) {
+        if (typeof value === 'object' && value !== null) {
+          this.log.warning(`offline: ${name} (${scope}) is a CloudFormation expression; handlers will see "[object Object]"`);
+        }
       }
     }
     provider.environment = environment;

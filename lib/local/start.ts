@@ -20,7 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, enabledChannels, loadConfig, readDotEnv, type AppConfig } from '../config';
+import { ConfigError, enabledChannels, loadConfig, readDotEnv, SECRET_NAMES, type AppConfig } from '../config';
 import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
 import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
@@ -161,7 +161,7 @@ function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: L
 
 async function main(): Promise<void> {
   const started = Date.now();
-  // Lambda runs from the bundle's root; config() also reads .env from the cwd.
+  // Lambda runs from the bundle's root; functionConfig() also reads .env from the cwd.
   process.chdir(ROOT);
   let merged = readDotEnv(ROOT, process.env);
   let devWeChat = false;
@@ -296,10 +296,15 @@ async function main(): Promise<void> {
       QUEUE_URL: resources.queueUrl,
       DYNAMODB_ENDPOINT: dynamoEndpoint,
       SQS_ENDPOINT: sqsEndpoint,
+      // serverless.yml defaults it to the deployed API's URL, which does not exist here.
+      PUBLIC_BASE_URL: merged.PUBLIC_BASE_URL?.trim() ?? '',
     };
-    child.stdin.write(`${JSON.stringify(localEnv)}\n`);
+    // Deployed functions read their secrets from SSM; offline they come from here (the shell,
+    // .env, the local WeChat token), over the pipe, never through serverless.yml.
+    const localSecrets = Object.fromEntries(SECRET_NAMES.flatMap((name) => (merged[name] ? [[name, merged[name]]] : [])));
+    child.stdin.write(`${JSON.stringify({ ...localSecrets, ...localEnv })}\n`);
 
-    // The worker runs here, so it needs the same environment before its module reads config().
+    // The worker runs here, so it needs the same environment before its first invocation reads it.
     for (const [key, value] of Object.entries({ ...awsEnv, ...localEnv })) process.env[key] = value;
     if (devWeChat) process.env.WECHAT_TOKEN = LOCAL_WECHAT_TOKEN;
     delete process.env.AWS_SESSION_TOKEN;

@@ -1,19 +1,45 @@
 /**
- * `serverless package` works offline without AWS credentials, and the CloudFormation it
- * generates has what the design relies on: arm64 Node 20 functions packaged one zip each,
- * the FIFO queue with its DLQ, the table with TTL and on-demand billing, the SQS trigger
- * with ReportBatchItemFailures, and IAM scoped to this stage's table and queue.
+ * `serverless package --stage prod` works offline without AWS credentials, with every secret
+ * exported in the deploying shell, and the CloudFormation and zips it generates have what the
+ * design relies on: arm64 nodejs24.x functions packaged one zip each; no secret value anywhere
+ * in the template or the bundles; each function with only its settings and its role with only
+ * its secrets' parameters; the FIFO queue with its DLQ; the retained, protected table with
+ * PITR and TTL; the SQS trigger with ReportBatchItemFailures; DynamoDB access scoped by key
+ * prefix; the alarms and their topic; and the optional fixed egress IP for WeChat.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
+import { FUNCTION_SECRETS, SECRET_NAMES, type FunctionName } from '../../lib/config';
 
 const ROOT = resolve(__dirname, '..', '..');
-const FUNCTIONS = ['health', 'wechat', 'worker'] as const;
-const EXPECTED_ROLE: Record<(typeof FUNCTIONS)[number], string> = { health: 'HealthRole', wechat: 'IngressRole', worker: 'WorkerRole' };
-/** CloudFormation logical id serverless gives a function key. */
-const LOGICAL_ID: Record<(typeof FUNCTIONS)[number], string> = { health: 'HealthLambdaFunction', wechat: 'WechatLambdaFunction', worker: 'WorkerLambdaFunction' };
+const STAGE = 'prod';
+/** serverless.yml's function keys and the CloudFormation logical ids serverless gives them. */
+const LOGICAL_ID: Record<FunctionName, string> = {
+  health: 'HealthLambdaFunction',
+  wechat: 'WechatLambdaFunction',
+  whatsapp: 'WhatsappLambdaFunction',
+  twilioMessaging: 'TwilioMessagingLambdaFunction',
+  twilioVoice: 'TwilioVoiceLambdaFunction',
+  admin: 'AdminLambdaFunction',
+  worker: 'WorkerLambdaFunction',
+};
+const FUNCTIONS = Object.keys(LOGICAL_ID).filter((name): name is FunctionName => name in FUNCTION_SECRETS);
+const EXPECTED_ROLE: Record<FunctionName, string> = {
+  health: 'HealthRole',
+  wechat: 'WeChatRole',
+  whatsapp: 'WhatsAppRole',
+  twilioMessaging: 'TwilioRole',
+  twilioVoice: 'TwilioRole',
+  admin: 'AdminRole',
+  worker: 'WorkerRole',
+};
+/** A distinct, recognisable value per secret, exported in the packaging shell. */
+const SECRET_VALUES: Record<string, string> = Object.fromEntries(SECRET_NAMES.map((name, i) => [name, `canary-${name.toLowerCase()}-${String(i).padStart(2, '0')}-9f4c`]));
+/** Settings that are no channel's or LLM's business (what health may carry). */
+const GENERIC_SETTINGS = ['NODE_OPTIONS', 'LOG_LEVEL', 'SSM_SECRETS_PATH', 'LLM_PROVIDER'];
 
 type Json = unknown;
 
@@ -43,8 +69,14 @@ function referencedIds(value: Json): string[] {
   return out;
 }
 
-/** Entry names of a zip file, from its central directory (enough to see what got packaged). */
-function zipEntries(path: string): string[] {
+/** One file in a zip. */
+interface ZipEntry {
+  name: string;
+  data: Buffer;
+}
+
+/** Every entry of a zip file, decompressed (stored or deflated, as serverless writes them). */
+function zipEntries(path: string): ZipEntry[] {
   const buf = readFileSync(path);
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 65_557); i--) {
@@ -56,16 +88,32 @@ function zipEntries(path: string): string[] {
   if (eocd < 0) throw new Error(`${path} is not a zip`);
   const count = buf.readUInt16LE(eocd + 10);
   let at = buf.readUInt32LE(eocd + 16);
-  const names: string[] = [];
+  const entries: ZipEntry[] = [];
   for (let n = 0; n < count; n++) {
     if (buf.readUInt32LE(at) !== 0x02014b50) throw new Error(`${path}: bad central directory`);
+    const method = buf.readUInt16LE(at + 10);
+    const compressedSize = buf.readUInt32LE(at + 20);
     const nameLength = buf.readUInt16LE(at + 28);
     const extraLength = buf.readUInt16LE(at + 30);
     const commentLength = buf.readUInt16LE(at + 32);
-    names.push(buf.toString('utf8', at + 46, at + 46 + nameLength));
+    const localOffset = buf.readUInt32LE(at + 42);
+    const name = buf.toString('utf8', at + 46, at + 46 + nameLength);
+    if (buf.readUInt32LE(localOffset) !== 0x04034b50) throw new Error(`${path}: bad local header for ${name}`);
+    const dataStart = localOffset + 30 + buf.readUInt16LE(localOffset + 26) + buf.readUInt16LE(localOffset + 28);
+    const raw = buf.subarray(dataStart, dataStart + compressedSize);
+    if (method !== 0 && method !== 8) throw new Error(`${path}: ${name} uses compression method ${method}`);
+    entries.push({ name, data: method === 8 ? inflateRawSync(raw) : Buffer.from(raw) });
     at += 46 + nameLength + extraLength + commentLength;
   }
-  return names;
+  return entries;
+}
+
+/** Every value in `value` that is a string (deep). */
+function strings(value: Json): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(strings);
+  if (isRecord(value)) return Object.values(value).flatMap(strings);
+  return [];
 }
 
 interface RunResult {
@@ -74,7 +122,7 @@ interface RunResult {
   ms: number;
 }
 
-function runPackage(outDir: string, home: string, workFolder: string): Promise<RunResult> {
+function runPackage(outDir: string, home: string, workFolder: string, extraArgs: readonly string[] = []): Promise<RunResult> {
   // No AWS_* at all (packaging must not need an account), no telemetry or notices.
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
@@ -85,10 +133,15 @@ function runPackage(outDir: string, home: string, workFolder: string): Promise<R
     SLS_TELEMETRY_DISABLED: '1',
     SLS_NOTIFICATIONS_MODE: 'off',
     SLS_ESBUILD_WORK_FOLDER: workFolder,
+    // Every secret set in the deploying shell, as an operator with a full .env would have.
+    ...SECRET_VALUES,
   });
+  // Deploy-time switches come from --param only here.
+  delete env.WECHAT_FIXED_IP;
+  delete env.ALARM_EMAIL;
   const started = Date.now();
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [require.resolve('serverless/bin/serverless.js'), 'package', '--stage', 'test', '--package', outDir], {
+    const child = spawn(process.execPath, [require.resolve('serverless/bin/serverless.js'), 'package', '--stage', STAGE, '--package', outDir, ...extraArgs], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -101,7 +154,46 @@ function runPackage(outDir: string, home: string, workFolder: string): Promise<R
   });
 }
 
-describe('serverless package --stage test', () => {
+/** A parsed template: its resources, conditions and outputs. */
+interface Template {
+  resources: Record<string, unknown>;
+  conditions: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+
+function readTemplate(outDir: string): Template {
+  const template = obj(JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')), 'template');
+  return {
+    resources: obj(template.Resources, 'Resources'),
+    conditions: obj(template.Conditions ?? {}, 'Conditions'),
+    outputs: obj(template.Outputs ?? {}, 'Outputs'),
+  };
+}
+
+/** A policy statement with its actions as a list. */
+interface Statement {
+  effect: unknown;
+  actions: string[];
+  resource: unknown;
+  condition: Record<string, unknown> | undefined;
+}
+
+function statementsOf(resources: Record<string, unknown>, roleId: string): Statement[] {
+  const props = obj(obj(resources[roleId], roleId).Properties, `${roleId}.Properties`);
+  return list(props.Policies).flatMap((policy) =>
+    list(obj(obj(policy, `${roleId} policy`).PolicyDocument, `${roleId} document`).Statement).map((statement) => {
+      const st = obj(statement, `${roleId} statement`);
+      return { effect: st.Effect, actions: list(st.Action).map(String), resource: st.Resource, condition: isRecord(st.Condition) ? st.Condition : undefined };
+    }),
+  );
+}
+
+/** The SSM parameter ARN expression of a secret, as serverless.yml writes it. */
+function parameterArn(name: string): unknown {
+  return { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/llm-gateway/${STAGE}/${name}` };
+}
+
+describe(`serverless package --stage ${STAGE} with every secret in the shell`, () => {
   const outDir = mkdtempSync(join(tmpdir(), 'sls-package-'));
   const home = mkdtempSync(join(tmpdir(), 'sls-home-'));
   // Its own esbuild work folder: package deletes it when done, and must not touch a running
@@ -109,12 +201,13 @@ describe('serverless package --stage test', () => {
   const workFolder = `.esbuild/infra-test-${process.pid}`;
   let result: RunResult;
   let resources: Record<string, unknown>;
+  let template: Template;
 
   beforeAll(async () => {
     result = await runPackage(outDir, home, workFolder);
     if (result.code !== 0) throw new Error(`serverless package failed (${result.code}):\n${result.output}`);
-    const template = obj(JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')), 'template');
-    resources = obj(template.Resources, 'Resources');
+    template = readTemplate(outDir);
+    resources = template.resources;
   }, 240_000);
 
   afterAll(() => {
@@ -128,23 +221,28 @@ describe('serverless package --stage test', () => {
     }
   });
 
-  function resource(id: string): { Type: unknown; Properties: Record<string, unknown> } {
+  function resource(id: string): { Type: unknown; Properties: Record<string, unknown>; raw: Record<string, unknown> } {
     const r = obj(resources[id], id);
-    return { Type: r.Type, Properties: obj(r.Properties, `${id}.Properties`) };
+    return { Type: r.Type, Properties: obj(r.Properties, `${id}.Properties`), raw: r };
   }
 
-  it('packages every function individually as an arm64 nodejs20.x Lambda', () => {
+  function environmentOf(fn: FunctionName): Record<string, unknown> {
+    const env = resource(LOGICAL_ID[fn]).Properties.Environment;
+    return isRecord(env) ? obj(env.Variables, `${fn} variables`) : {};
+  }
+
+  it('packages every function individually as an arm64 nodejs24.x Lambda', () => {
     const functions = Object.entries(resources).filter(([, r]) => isRecord(r) && r.Type === 'AWS::Lambda::Function');
     const zips: string[] = [];
     const sizes: string[] = [];
     for (const [id] of functions) {
       const fn = resource(id);
-      expect(fn.Properties.Runtime).toBe('nodejs20.x');
+      expect(fn.Properties.Runtime).toBe('nodejs24.x');
       expect(fn.Properties.Architectures).toEqual(['arm64']);
       // One zip per function (package.individually), holding only that function's bundle.
       const zipName = String(obj(fn.Properties.Code, `${id}.Code`).S3Key).split('/').pop() ?? '';
       const entry = `${String(fn.Properties.Handler).replace(/\.[^.]+$/, '')}.js`;
-      const entries = zipEntries(join(outDir, zipName));
+      const entries = zipEntries(join(outDir, zipName)).map((e) => e.name);
       expect(entries).toContain(entry);
       // Bundled by esbuild: no node_modules shipped, no other function's code.
       expect(entries.filter((name) => name.startsWith('node_modules/'))).toEqual([]);
@@ -153,11 +251,11 @@ describe('serverless package --stage test', () => {
       sizes.push(`${zipName} ${(statSync(join(outDir, zipName)).size / 1024).toFixed(1)} KiB`);
     }
     expect(new Set(zips).size).toBe(functions.length);
+    expect(functions).toHaveLength(FUNCTIONS.length);
     expect(readdirSync(outDir).filter((file) => file.endsWith('.zip')).sort()).toEqual([...zips].sort());
-    // The three this stack cannot do without, each with its own least-privilege role.
+    // Each function with its own least-privilege role.
     for (const name of FUNCTIONS) {
       const fn = resource(LOGICAL_ID[name]);
-      expect(fn.Properties.Handler).toBe(`functions/${name}.handler`);
       expect(fn.Properties.Role).toEqual({ 'Fn::GetAtt': [EXPECTED_ROLE[name], 'Arn'] });
       expect(zips).toContain(`${name}.zip`);
     }
@@ -166,24 +264,107 @@ describe('serverless package --stage test', () => {
     process.stdout.write(`serverless package: ${result.ms} ms; ${sizes.join(', ')}\n`);
   });
 
+  it('puts no secret value in the template, the state file or any bundle', () => {
+    const files = readdirSync(outDir);
+    const leaks: string[] = [];
+    for (const file of files) {
+      const contents = file.endsWith('.zip') ? zipEntries(join(outDir, file)).map((e) => ({ where: `${file}:${e.name}`, text: e.data.toString('latin1') })) : [{ where: file, text: readFileSync(join(outDir, file), 'latin1') }];
+      for (const { where, text } of contents) {
+        for (const [name, value] of Object.entries(SECRET_VALUES)) if (text.includes(value)) leaks.push(`${name} in ${where}`);
+      }
+    }
+    expect(files.filter((file) => file.endsWith('.json'))).toContain('cloudformation-template-update-stack.json');
+    // The bundles were really read: each one's code names the setting it reads its secrets by.
+    for (const fn of FUNCTIONS) {
+      const bundle = zipEntries(join(outDir, `${fn}.zip`)).find((e) => e.name.endsWith('.js'));
+      expect(bundle?.data.toString('utf8')).toContain('SSM_SECRETS_PATH');
+    }
+    expect(leaks).toEqual([]);
+    // Nor a secret's name as a function setting, with any value.
+    for (const fn of FUNCTIONS) expect(Object.keys(environmentOf(fn)).filter((name) => SECRET_NAMES.some((secret) => secret === name))).toEqual([]);
+  });
+
+  it('gives each function only the settings it needs', () => {
+    expect(Object.keys(environmentOf('health')).sort()).toEqual([...GENERIC_SETTINGS].sort());
+    for (const fn of FUNCTIONS) {
+      const names = Object.keys(environmentOf(fn));
+      expect(environmentOf(fn).SSM_SECRETS_PATH).toBe(`/llm-gateway/${STAGE}`);
+      // Only the worker talks to the LLM, so only it carries SYSTEM_PROMPT and the OpenAI settings.
+      if (fn !== 'worker') expect(names.filter((name) => name === 'SYSTEM_PROMPT' || name.startsWith('OPENAI_') || name.startsWith('DIFY_'))).toEqual([]);
+      // A webhook carries its own channel's settings, no other's.
+      const prefixes: Partial<Record<FunctionName, string[]>> = { wechat: ['WECHAT_'], whatsapp: ['WHATSAPP_'], twilioMessaging: ['TWILIO_'], twilioVoice: ['TWILIO_'] };
+      const own = prefixes[fn];
+      if (own !== undefined) {
+        const foreign = names.filter((name) => /^(WECHAT|WHATSAPP|TWILIO)_/.test(name) && !own.some((prefix) => name.startsWith(prefix)));
+        expect(foreign).toEqual([]);
+      }
+    }
+    expect(Object.keys(environmentOf('admin')).sort()).toEqual(['LOG_LEVEL', 'NODE_OPTIONS', 'SSM_SECRETS_PATH', 'TABLE_NAME']);
+    expect(Object.keys(environmentOf('worker'))).toEqual(expect.arrayContaining(['SYSTEM_PROMPT', 'OPENAI_MODEL', 'WECHAT_APP_ID', 'WHATSAPP_PHONE_NUMBER_ID', 'TWILIO_ACCOUNT_SID']));
+    // Lambda's limit is 4 KB for all of a function's variables; the names alone stay far below.
+    for (const fn of FUNCTIONS) expect(Object.keys(environmentOf(fn)).join('').length).toBeLessThan(1500);
+  });
+
+  it('defaults PUBLIC_BASE_URL to the stack’s own HTTP API URL', () => {
+    const expected = { 'Fn::Join': ['', ['https://', { Ref: 'HttpApi' }, '.execute-api.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] };
+    expect(resource('HttpApi').Type).toBe('AWS::ApiGatewayV2::Api');
+    for (const fn of ['twilioMessaging', 'twilioVoice', 'worker'] as const) expect(environmentOf(fn).PUBLIC_BASE_URL).toEqual(expected);
+    expect(obj(template.outputs.ApiUrl, 'ApiUrl').Value).toEqual(expected);
+  });
+
+  it('lets each role read exactly its function’s secrets, and decrypt only those it uses', () => {
+    for (const fn of FUNCTIONS) {
+      const statements = statementsOf(resources, EXPECTED_ROLE[fn]);
+      const ssm = statements.filter((s) => s.actions.some((action) => action.startsWith('ssm:')));
+      const kms = statements.filter((s) => s.actions.some((action) => action.startsWith('kms:')));
+      const needs = FUNCTION_SECRETS[fn];
+      expect(ssm.flatMap((s) => s.actions).sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
+      expect(ssm.flatMap((s) => list(s.resource))).toEqual(expect.arrayContaining([...needs.read, ...needs.exists].map(parameterArn)));
+      expect(ssm.flatMap((s) => list(s.resource))).toHaveLength(needs.read.length + needs.exists.length);
+      if (needs.read.length === 0) {
+        expect(kms).toEqual([]);
+        continue;
+      }
+      expect(kms).toHaveLength(1);
+      const decrypt = kms[0];
+      expect(decrypt?.actions).toEqual(['kms:Decrypt']);
+      const equals = obj(decrypt?.condition?.StringEquals, `${fn} kms condition`);
+      expect(equals['kms:ViaService']).toEqual({ 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' });
+      expect(list(equals['kms:EncryptionContext:PARAMETER_ARN'])).toEqual(needs.read.map(parameterArn));
+    }
+    // Roles shared by two functions (Twilio) must fit both.
+    expect(FUNCTION_SECRETS.twilioMessaging).toEqual(FUNCTION_SECRETS.twilioVoice);
+    // Health and the webhooks never decrypt an LLM key.
+    for (const fn of ['health', 'wechat', 'whatsapp', 'twilioMessaging', 'admin'] as const) {
+      const arns = statementsOf(resources, EXPECTED_ROLE[fn])
+        .filter((s) => s.actions.includes('kms:Decrypt'))
+        .flatMap((s) => strings(s.condition ?? {}));
+      expect(arns.filter((arn) => /OPENAI_API_KEY|DIFY_API_KEY/.test(arn))).toEqual([]);
+    }
+  });
+
   it('declares the FIFO job queue with a redrive policy to the FIFO DLQ', () => {
     const queue = resource('JobQueue');
     const dlq = resource('DeadLetterQueue');
     expect(queue.Type).toBe('AWS::SQS::Queue');
     expect(queue.Properties.FifoQueue).toBe(true);
-    expect(queue.Properties.QueueName).toBe('llm-gateway-test-jobs.fifo');
+    expect(queue.Properties.QueueName).toBe(`llm-gateway-${STAGE}-jobs.fifo`);
     expect(queue.Properties.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }, maxReceiveCount: 5 });
     expect(dlq.Type).toBe('AWS::SQS::Queue');
     expect(dlq.Properties.FifoQueue).toBe(true);
-    expect(dlq.Properties.QueueName).toBe('llm-gateway-test-dlq.fifo');
+    expect(dlq.Properties.QueueName).toBe(`llm-gateway-${STAGE}-dlq.fifo`);
   });
 
-  it('declares the table on demand with TTL on expiresAtSec', () => {
+  it('declares the table on demand with TTL, point-in-time recovery, deletion protection and retain policies', () => {
     const table = resource('Table');
     expect(table.Type).toBe('AWS::DynamoDB::Table');
-    expect(table.Properties.TableName).toBe('llm-gateway-test');
+    expect(table.Properties.TableName).toBe(`llm-gateway-${STAGE}`);
     expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAtSec', Enabled: true });
+    expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(table.Properties.DeletionProtectionEnabled).toBe(true);
+    expect(table.raw.DeletionPolicy).toBe('Retain');
+    expect(table.raw.UpdateReplacePolicy).toBe('Retain');
   });
 
   it('triggers the worker from the job queue with ReportBatchItemFailures', () => {
@@ -196,42 +377,130 @@ describe('serverless package --stage test', () => {
     expect(props.BatchSize).toBe(5);
   });
 
-  it('scopes every dynamodb/sqs statement to this stack’s table and queue (no "*")', () => {
+  it('has no wildcard action and scopes every dynamodb/sqs statement to this stack, DynamoDB by key prefix', () => {
     const roles = Object.entries(resources).filter(([, r]) => isRecord(r) && r.Type === 'AWS::IAM::Role');
-    expect(roles.map(([id]) => id)).toEqual(expect.arrayContaining(['HealthRole', 'IngressRole', 'WorkerRole']));
+    expect(roles.map(([id]) => id).sort()).toEqual([...new Set(Object.values(EXPECTED_ROLE))].sort());
     const dataActionsByRole = new Map<string, string[]>();
-    for (const [id, role] of roles) {
-      const policies = list(obj(obj(role, id).Properties, `${id}.Properties`).Policies);
+    const prefixesByRole = new Map<string, string[]>();
+    for (const [id] of roles) {
       const roleActions: string[] = [];
+      const rolePrefixes: string[] = [];
       dataActionsByRole.set(id, roleActions);
-      for (const policy of policies) {
-        const statements = list(obj(obj(policy, `${id} policy`).PolicyDocument, `${id} document`).Statement);
-        for (const statement of statements) {
-          const s = obj(statement, `${id} statement`);
-          const actions = list(s.Action).map(String);
-          const data = actions.filter((action) => action.startsWith('dynamodb:') || action.startsWith('sqs:'));
-          if (data.length === 0) continue;
-          roleActions.push(...data);
-          expect(s.Effect).toBe('Allow');
-          expect(actions.filter((action) => action.includes('*'))).toEqual([]);
-          for (const target of list(s.Resource)) {
-            // Every resource is an expression over our own logical ids, never a literal ARN or wildcard.
-            expect(typeof target).not.toBe('string');
-            const ids = referencedIds(target);
-            expect(ids.length).toBeGreaterThan(0);
-            const allowed = [
-              ...(data.some((action) => action.startsWith('dynamodb:')) ? ['Table'] : []),
-              ...(data.some((action) => action.startsWith('sqs:')) ? ['JobQueue'] : []),
-            ];
-            expect(ids.filter((ref) => !allowed.includes(ref))).toEqual([]);
-          }
+      prefixesByRole.set(id, rolePrefixes);
+      for (const s of statementsOf(resources, id)) {
+        expect(s.effect).toBe('Allow');
+        expect(s.actions.filter((action) => action.includes('*'))).toEqual([]);
+        const data = s.actions.filter((action) => action.startsWith('dynamodb:') || action.startsWith('sqs:'));
+        if (data.length === 0) continue;
+        roleActions.push(...data);
+        for (const target of list(s.resource)) {
+          // Every resource is an expression over our own logical ids, never a literal ARN or wildcard.
+          expect(typeof target).not.toBe('string');
+          const ids = referencedIds(target);
+          expect(ids.length).toBeGreaterThan(0);
+          const allowed = [...(data.some((action) => action.startsWith('dynamodb:')) ? ['Table'] : []), ...(data.some((action) => action.startsWith('sqs:')) ? ['JobQueue'] : [])];
+          expect(ids.filter((ref) => !allowed.includes(ref))).toEqual([]);
+        }
+        if (data.some((action) => action.startsWith('dynamodb:'))) {
+          // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html
+          const like = obj(s.condition?.['ForAllValues:StringLike'], `${id} LeadingKeys condition`);
+          const prefixes = list(like['dynamodb:LeadingKeys']).map(String);
+          expect(prefixes.length).toBeGreaterThan(0);
+          expect(prefixes.filter((prefix) => prefix === '*')).toEqual([]);
+          rolePrefixes.push(...prefixes);
         }
       }
     }
     expect(dataActionsByRole.get('HealthRole')).toEqual([]);
-    expect(dataActionsByRole.get('IngressRole')).toContain('sqs:SendMessage');
-    for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {
-      expect(dataActionsByRole.get('WorkerRole')).toContain(action);
+    for (const role of ['WeChatRole', 'WhatsAppRole', 'TwilioRole']) expect(dataActionsByRole.get(role)).toContain('sqs:SendMessage');
+    for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) expect(dataActionsByRole.get('WorkerRole')).toContain(action);
+    // The admin endpoint reads the contact directory only, never conversations or tokens.
+    expect(dataActionsByRole.get('AdminRole')?.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    expect([...new Set(prefixesByRole.get('AdminRole'))]).toEqual(['contact#directory']);
+    // A webhook touches its own channel's records only.
+    expect([...new Set(prefixesByRole.get('WeChatRole'))].sort()).toEqual(['user#wechat#*', 'wxsig#*']);
+    expect([...new Set(prefixesByRole.get('WhatsAppRole'))].sort()).toEqual(['state#whatsapp#*', 'user#whatsapp#*']);
+    expect([...new Set(prefixesByRole.get('TwilioRole'))].sort()).toEqual(['state#twilio#*', 'user#twilio#*']);
+    expect(prefixesByRole.get('WorkerRole')).toEqual(expect.arrayContaining(['user#*', 'conv#*', 'state#*', 'rate#*', 'contact#directory', 'token#wechat#*']));
+  });
+
+  it('alarms on the DLQ, the oldest job’s age, worker errors and throttles, and API 5xx, to one SNS topic', () => {
+    const alarms = Object.entries(resources)
+      .filter(([, r]) => isRecord(r) && r.Type === 'AWS::CloudWatch::Alarm')
+      .map(([id]) => ({ id, props: resource(id).Properties }));
+    const find = (namespace: string, metric: string): Record<string, unknown> | undefined =>
+      alarms.find((alarm) => alarm.props.Namespace === namespace && alarm.props.MetricName === metric)?.props;
+    const dlq = find('AWS/SQS', 'ApproximateNumberOfMessagesVisible');
+    expect(dlq?.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['DeadLetterQueue', 'QueueName'] } }]);
+    expect([dlq?.Threshold, dlq?.ComparisonOperator]).toEqual([0, 'GreaterThanThreshold']);
+    const age = find('AWS/SQS', 'ApproximateAgeOfOldestMessage');
+    expect(age?.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['JobQueue', 'QueueName'] } }]);
+    expect(age?.Threshold).toBe(300);
+    for (const metric of ['Errors', 'Throttles']) {
+      const alarm = find('AWS/Lambda', metric);
+      expect(alarm?.Dimensions).toEqual([{ Name: 'FunctionName', Value: { Ref: 'WorkerLambdaFunction' } }]);
+      expect([alarm?.Threshold, alarm?.ComparisonOperator]).toEqual([0, 'GreaterThanThreshold']);
     }
+    const api = find('AWS/ApiGateway', '5xx');
+    expect(api?.Dimensions).toEqual([{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }]);
+    expect(alarms).toHaveLength(5);
+    expect(resource('AlarmTopic').Type).toBe('AWS::SNS::Topic');
+    for (const alarm of alarms) expect(alarm.props.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
+    // The e-mail subscription exists only when an address is given.
+    expect(obj(resources.AlarmEmailSubscription, 'AlarmEmailSubscription').Condition).toBe('HasAlarmEmail');
+    expect(template.conditions.HasAlarmEmail).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+  });
+
+  it('builds no network for a fixed egress IP unless asked', () => {
+    const ec2 = Object.entries(resources).filter(([, r]) => isRecord(r) && typeof r.Type === 'string' && r.Type.startsWith('AWS::EC2::'));
+    expect(ec2.length).toBeGreaterThan(0);
+    for (const [id, r] of ec2) expect([id, obj(r, id).Condition]).toEqual([id, 'WeChatFixedIp']);
+    expect(template.conditions.WeChatFixedIp).toEqual({ 'Fn::Or': [{ 'Fn::Equals': ['false', 'true'] }, { 'Fn::Equals': ['false', '1'] }] });
+    expect(obj(template.outputs.WeChatEgressIp, 'WeChatEgressIp').Condition).toBe('WeChatFixedIp');
+  });
+});
+
+describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param alarmEmail=…`, () => {
+  const outDir = mkdtempSync(join(tmpdir(), 'sls-package-options-'));
+  const home = mkdtempSync(join(tmpdir(), 'sls-home-'));
+  const workFolder = `.esbuild/infra-test-options-${process.pid}`;
+  let template: Template;
+
+  beforeAll(async () => {
+    const run = await runPackage(outDir, home, workFolder, ['--param=wechatFixedIp=true', '--param=alarmEmail=ops@example.com']);
+    if (run.code !== 0) throw new Error(`serverless package failed (${run.code}):\n${run.output}`);
+    template = readTemplate(outDir);
+  }, 240_000);
+
+  afterAll(() => {
+    rmSync(outDir, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+    rmSync(join(ROOT, workFolder), { recursive: true, force: true });
+    try {
+      rmdirSync(join(ROOT, '.esbuild'));
+    } catch {
+      // in use by another build: leave it
+    }
+  });
+
+  it('routes the worker through a NAT gateway with an Elastic IP, given as the WeChatEgressIp output', () => {
+    expect(template.conditions.WeChatFixedIp).toEqual({ 'Fn::Or': [{ 'Fn::Equals': ['true', 'true'] }, { 'Fn::Equals': ['true', '1'] }] });
+    const r = template.resources;
+    expect(obj(obj(r.NatGateway, 'NatGateway').Properties, 'NatGateway.Properties').AllocationId).toEqual({ 'Fn::GetAtt': ['NatEip', 'AllocationId'] });
+    expect(obj(obj(r.PrivateDefaultRoute, 'route').Properties, 'route.Properties').NatGatewayId).toEqual({ Ref: 'NatGateway' });
+    expect(obj(template.outputs.WeChatEgressIp, 'WeChatEgressIp').Value).toEqual({ Ref: 'NatEip' });
+    const vpcConfig = obj(obj(r.WorkerLambdaFunction, 'worker').Properties, 'worker.Properties').VpcConfig;
+    expect(vpcConfig).toEqual({
+      'Fn::If': ['WeChatFixedIp', { SecurityGroupIds: [{ Ref: 'WorkerSecurityGroup' }], SubnetIds: [{ Ref: 'PrivateSubnetA' }, { Ref: 'PrivateSubnetB' }] }, { Ref: 'AWS::NoValue' }],
+    });
+    // Lambda manages the worker's network interfaces only in that case.
+    const workerRole = obj(obj(r.WorkerRole, 'WorkerRole').Properties, 'WorkerRole.Properties');
+    expect(strings(workerRole.ManagedPolicyArns)).toEqual(['WeChatFixedIp', 'arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole', 'AWS::NoValue']);
+  });
+
+  it('subscribes the alarm e-mail address to the topic', () => {
+    expect(template.conditions.HasAlarmEmail).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['ops@example.com', ''] }] });
+    const subscription = obj(template.resources.AlarmEmailSubscription, 'AlarmEmailSubscription');
+    expect(subscription.Properties).toEqual({ TopicArn: { Ref: 'AlarmTopic' }, Protocol: 'email', Endpoint: 'ops@example.com' });
   });
 });
