@@ -128,6 +128,12 @@ export interface AppConfig {
   publicBaseUrl: string;
   adminToken: string;
   logLevel: string;
+  /**
+   * Seconds a job may keep failing after its message arrived before it is taken out of the
+   * user's way: the record is marked failed, the user told, the job parked for replay
+   * (`FAILED_JOB_HOLD_SEC`, default 60).
+   */
+  failedJobHoldSec: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -399,6 +405,7 @@ export function loadConfig(env: Env): AppConfig {
     publicBaseUrl: publicBaseUrl === '' ? '' : url(env, 'PUBLIC_BASE_URL', publicBaseUrl),
     adminToken: str(env, 'ADMIN_TOKEN'),
     logLevel: str(env, 'LOG_LEVEL', 'INFO') || 'INFO',
+    failedJobHoldSec: int(env, 'FAILED_JOB_HOLD_SEC', 60, 1, 86_400),
   };
 }
 
