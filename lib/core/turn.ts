@@ -133,6 +133,7 @@ async function generate(
   deps: TurnDeps,
   job: Job,
   prepared: Extract<Prepared, { kind: 'ask' }>,
+  lease: { held: boolean },
 ): Promise<{ text: string; ok: boolean; remember: () => Promise<void> }> {
   const key = keyOf(job);
   const conv = await deps.conversations.load(job.conversationKey, deps.clock.nowMs());
@@ -147,6 +148,7 @@ async function generate(
     tools: deps.tools(job),
   };
   if (!(await deps.messages.startAnswer(key, deps.clock.nowMs(), deps.streamLeaseMs))) throw new AnswerInProgressError(job.msgKey);
+  lease.held = true;
 
   // Keep the lease while the model thinks before its first token.
   const keepAlive = setInterval(() => {
@@ -218,6 +220,30 @@ async function forgetUser(deps: TurnDeps, job: Job): Promise<void> {
   }
 }
 
+/** Produces and stores the answer of a job that has none yet; `lease.held` once this invocation generates it. */
+async function answer(deps: TurnDeps, job: Job, lease: { held: boolean }): Promise<MessageRecord> {
+  let text: string;
+  let ok = true;
+  let remember = async (): Promise<void> => undefined;
+  if (!isAllowed(deps.config.allowedUsers, job.userId)) {
+    text = NOT_ENROLLED_TEXT;
+  } else {
+    await deps.channels[job.channel]?.onJobStart?.(job);
+    const prepared = await prepare(deps, job);
+    if (prepared.kind === 'fixed') {
+      text = prepared.text;
+    } else {
+      const result = await generate(deps, job, prepared, lease);
+      text = result.text;
+      ok = result.ok;
+      remember = result.remember;
+    }
+  }
+  // Memory first: once the record says done, a redelivered job skips the turn entirely.
+  await remember();
+  return deps.messages.finish(keyOf(job), text, 'done', deps.clock.nowMs(), ok ? '' : 'apology');
+}
+
 /**
  * Answers one job (idempotently) and delivers it through the channel.
  * Throws only for failures SQS redelivery can fix (DynamoDB/SQS errors, retryable delivery).
@@ -251,26 +277,17 @@ export async function runTurn(deps: TurnDeps, job: Job): Promise<MessageRecord> 
       if (!gone) throw new Error('message record vanished');
       return gone;
     }
-    let text: string;
-    let ok = true;
-    let remember = async (): Promise<void> => undefined;
-    if (!isAllowed(deps.config.allowedUsers, job.userId)) {
-      text = NOT_ENROLLED_TEXT;
-    } else {
-      await deps.channels[job.channel]?.onJobStart?.(job);
-      const prepared = await prepare(deps, job);
-      if (prepared.kind === 'fixed') {
-        text = prepared.text;
-      } else {
-        const result = await generate(deps, job, prepared);
-        text = result.text;
-        ok = result.ok;
-        remember = result.remember;
+    const lease = { held: false };
+    try {
+      record = await answer(deps, job, lease);
+    } catch (err) {
+      // A failure must not keep the generation lease: the next receive would wait it out
+      // (and fail) instead of answering. Only a lease this invocation took is released.
+      if (lease.held) {
+        await deps.messages.releaseAnswer(key).catch((releaseErr: unknown) => deps.log.warn('lease release failed', { error: String(releaseErr) }));
       }
+      throw err;
     }
-    // Memory first: once the record says done, a redelivered job skips the turn entirely.
-    await remember();
-    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), ok ? '' : 'apology');
   }
 
   const adapter = deps.channels[job.channel];

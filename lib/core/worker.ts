@@ -2,7 +2,7 @@
  * Wires the worker: from validated configuration to the dependencies of the turn.
  * Kept out of the ingress bundles (it pulls in the LLM SDK).
  */
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AppConfig } from '../config';
 import { createTwilioAdapter } from '../channels/twilio/adapter';
@@ -14,11 +14,13 @@ import { createDocumentClient } from '../store/client';
 import { ContactStore } from '../store/contacts';
 import { MessageStore } from '../store/messages';
 import { UserStateStore } from '../store/user-state';
+import { MalformedJobError, parseJob } from '../queue/jobs';
 import { handleBatch, scheduleRetries, type RetryBackoff } from './batch';
+import { failureReason, MAX_RECEIVE_COUNT, parkJob, secondsToHoldEnd, shouldPark } from './dead-letters';
 import type { AdapterDeps, ChannelAdapters } from './channel';
 import { createToolRegistry } from './tools';
 import { runTurn, type TurnDeps } from './turn';
-import { systemClock, type Clock, type Log } from './types';
+import { systemClock, type Clock, type Job, type Log } from './types';
 
 /** Overrides for tests (fake clock, fake fetch). */
 export interface WorkerOverrides {
@@ -58,18 +60,69 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
 
 /**
  * The worker's batch handler over prepared dependencies. With `retries`, failed records
- * come back after a short backoff instead of the queue's 30-minute visibility timeout.
+ * come back after a short backoff instead of the queue's 30-minute visibility timeout,
+ * and never later than the end of their failure hold.
+ *
+ * A job that fails once its hold (`FAILED_JOB_HOLD_SEC` since it arrived) is over, or on
+ * its last receive, is parked (lib/core/dead-letters.ts) and succeeds for SQS: in a FIFO
+ * queue a failing message holds every later message of its group, i.e. of that user.
  */
 export function createWorkerHandler(deps: TurnDeps, retries?: { sqs: SQSClient; queueUrl: string; backoff?: RetryBackoff }): (event: SQSEvent) => Promise<SQSBatchResponse> {
+  const holdMs = deps.config.failedJobHoldSec * 1000;
   return async (event) => {
     const response = await handleBatch(
       event,
-      async (job) => {
-        await runTurn(deps, job);
+      async (job, record) => {
+        try {
+          await runTurn(deps, job);
+        } catch (err) {
+          if (!shouldPark(job, Number(record.attributes.ApproximateReceiveCount), deps.clock.nowMs(), holdMs)) throw err;
+          await parkJob(deps, job, failureReason(err));
+        }
       },
       deps.log,
     );
-    if (retries && response.batchItemFailures.length > 0) await scheduleRetries(retries.sqs, retries.queueUrl, event, response, deps.log, retries.backoff);
+    if (retries && response.batchItemFailures.length > 0) {
+      const capSec = (record: SQSRecord): number | undefined => {
+        try {
+          return secondsToHoldEnd(parseJob(record.body), deps.clock.nowMs(), holdMs);
+        } catch {
+          return undefined; // malformed: the usual backoff, then the DLQ
+        }
+      };
+      await scheduleRetries(retries.sqs, retries.queueUrl, event, response, deps.log, retries.backoff, capSec);
+    }
     return response;
+  };
+}
+
+/**
+ * The dead-letter queue's handler: a job SQS gave up on (the worker crashed or timed out
+ * on every receive) is parked like one the worker gave up, so its record is finished and
+ * the user told instead of waiting for the 8-day TTL. The job stays on its record for
+ * `npm run dlq -- replay`. A body that is not a job cannot be tied to a user: it is logged
+ * (size only) and dropped. A record that cannot be written now is retried by SQS.
+ */
+export function createDeadLetterHandler(deps: TurnDeps): (event: SQSEvent) => Promise<SQSBatchResponse> {
+  return async (event) => {
+    const failures: SQSBatchResponse['batchItemFailures'] = [];
+    for (const record of event.Records) {
+      let job: Job;
+      try {
+        job = parseJob(record.body);
+      } catch (err) {
+        if (!(err instanceof MalformedJobError)) throw err;
+        deps.log.error('dead letter is not a job; dropped', { messageId: record.messageId, bytes: Buffer.byteLength(record.body), error: err.message });
+        continue;
+      }
+      try {
+        const outcome = await parkJob(deps, job, `dead-letter queue: no receive of the job finished (worker crashed or timed out ${MAX_RECEIVE_COUNT} times)`);
+        deps.log.info('dead letter handled', { channel: job.channel, msgKey: job.msgKey, outcome });
+      } catch (err) {
+        deps.log.error('dead letter could not be parked; SQS retries it', { messageId: record.messageId, error: failureReason(err) });
+        failures.push({ itemIdentifier: record.messageId });
+      }
+    }
+    return { batchItemFailures: failures };
   };
 }

@@ -186,14 +186,18 @@ describe('serverless package --stage test', () => {
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAtSec', Enabled: true });
   });
 
-  it('triggers the worker from the job queue with ReportBatchItemFailures', () => {
-    const mappings = Object.values(resources).filter((r) => isRecord(r) && r.Type === 'AWS::Lambda::EventSourceMapping');
-    expect(mappings).toHaveLength(1);
-    const props = obj(obj(mappings[0], 'mapping').Properties, 'mapping.Properties');
-    expect(props.EventSourceArn).toEqual({ 'Fn::GetAtt': ['JobQueue', 'Arn'] });
-    expect(props.FunctionName).toEqual({ 'Fn::GetAtt': ['WorkerLambdaFunction', 'Arn'] });
-    expect(props.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
-    expect(props.BatchSize).toBe(5);
+  it('triggers the worker from the job queue and the dead-letter function from the DLQ, with ReportBatchItemFailures', () => {
+    const mappings = Object.values(resources)
+      .filter((r) => isRecord(r) && r.Type === 'AWS::Lambda::EventSourceMapping')
+      .map((m) => obj(obj(m, 'mapping').Properties, 'mapping.Properties'));
+    expect(mappings).toHaveLength(2);
+    const worker = mappings.find((p) => JSON.stringify(p.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['JobQueue', 'Arn'] }));
+    expect(worker?.FunctionName).toEqual({ 'Fn::GetAtt': ['WorkerLambdaFunction', 'Arn'] });
+    expect(worker?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    expect(worker?.BatchSize).toBe(5);
+    const deadLetter = mappings.find((p) => JSON.stringify(p.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }));
+    expect(deadLetter?.FunctionName).toEqual({ 'Fn::GetAtt': ['DeadLetterLambdaFunction', 'Arn'] });
+    expect(deadLetter?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
   });
 
   it('scopes every dynamodb/sqs statement to this stack’s table and queue (no "*")', () => {
@@ -221,7 +225,7 @@ describe('serverless package --stage test', () => {
             expect(ids.length).toBeGreaterThan(0);
             const allowed = [
               ...(data.some((action) => action.startsWith('dynamodb:')) ? ['Table'] : []),
-              ...(data.some((action) => action.startsWith('sqs:')) ? ['JobQueue'] : []),
+              ...(data.some((action) => action.startsWith('sqs:')) ? ['JobQueue', 'DeadLetterQueue'] : []),
             ];
             expect(ids.filter((ref) => !allowed.includes(ref))).toEqual([]);
           }

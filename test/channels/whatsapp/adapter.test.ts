@@ -106,6 +106,8 @@ function recordFor(job: Job, answer: string, deliveredParts = 0): MessageRecord 
     job,
     note: '',
     servedText: '',
+    failure: '',
+    parked: false,
     updatedAtMs: job.arrivedAtMs,
   };
 }
