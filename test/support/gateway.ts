@@ -6,7 +6,7 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createWeChatHandler, type WeChatOverrides } from '../../functions/wechat';
 import { loadConfig, type AppConfig } from '../../lib/config';
-import { createTurnDeps, createWorkerHandler, type WorkerOverrides } from '../../lib/core/worker';
+import { createDeadLetterHandler, createTurnDeps, createWorkerHandler, type WorkerOverrides } from '../../lib/core/worker';
 import { silentLog, type Log } from '../../lib/core/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
@@ -16,6 +16,7 @@ import { ConversationStore } from '../../lib/store/conversations';
 import { createDocumentClient } from '../../lib/store/client';
 import type { TurnDeps } from '../../lib/core/turn';
 import { serveLambdas, type HttpHandler, type LambdaHttp } from './lambda-http';
+import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { startTestStack, type TestStack } from './stack';
 
 /** A running gateway for a test suite. */
@@ -26,9 +27,11 @@ export interface Gateway {
   turnDeps: TurnDeps;
   messages: MessageStore;
   conversations: ConversationStore;
+  /** The fault proxies, with `faultProxies: true`. */
+  faults: { dynamo: FaultProxy; sqs: FaultProxy } | undefined;
   /** Worker invocations seen (batches). */
   batches: SQSEvent[];
-  /** Resolves when the queue is empty and the worker idle. */
+  /** Resolves when the job queue and the dead-letter queue are empty and their functions idle. */
   idle(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -45,13 +48,21 @@ export interface GatewayOptions {
   retryDelays?: boolean;
   /** Extra HTTP routes (other channels). */
   routes?: (cfg: AppConfig) => Record<string, HttpHandler>;
+  /**
+   * Put fault proxies between the functions (ingress handlers, worker, dead-letter
+   * function) and the emulators: `gw.faults.dynamo` / `gw.faults.sqs`. The event sources
+   * (Lambda's side) and the test's own store reads go to the emulators directly.
+   */
+  faultProxies?: boolean;
 }
 
 /** Starts the gateway on fresh emulators. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const visibility = opts.visibilityTimeoutSec ?? 10;
   const stack = await startTestStack({ visibilityTimeoutSec: visibility });
-  const config = loadConfig({ ...stack.env, ...opts.env });
+  const faults = opts.faultProxies ? { dynamo: await startFaultProxy(stack.dynamoEndpoint), sqs: await startFaultProxy(stack.sqsEndpoint) } : undefined;
+  const proxied = faults ? { DYNAMODB_ENDPOINT: faults.dynamo.url, SQS_ENDPOINT: faults.sqs.url } : {};
+  const config = loadConfig({ ...stack.env, ...opts.env, ...proxied });
   const turnDeps = createTurnDeps(config, process.env.TEST_LOG ? consoleLog : silentLog, { flushIntervalMs: 20, ...opts.worker });
   // Retry delays scaled like the rest of the test timing: 1 s doubling, capped by the visibility timeout.
   const inner = createWorkerHandler(
@@ -73,12 +84,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return wrapped(event);
     },
   });
+  // The dead-letter function on the DLQ, as deployed.
+  const deadLetterHandler = createDeadLetterHandler(turnDeps);
+  const deadLetterSource = startEventSource({
+    sqs: stack.sqs,
+    queueUrl: stack.deadLetterQueueUrl,
+    queueArn: stack.deadLetterQueueArn,
+    region: config.aws.region,
+    waitTimeSec: 1,
+    functionName: 'deadLetter',
+    handler: (event) => deadLetterHandler(event),
+  });
   const routes: Record<string, HttpHandler> = {
     '/wechat': createWeChatHandler(config, { log: process.env.TEST_LOG ? consoleLog : silentLog, ...opts.wechat }),
     ...(opts.routes ? opts.routes(config) : {}),
   };
   const http = await serveLambdas(routes);
-  const db = createDocumentClient(config.aws);
+  const db = createDocumentClient({ ...config.aws, dynamoEndpoint: stack.dynamoEndpoint });
   return {
     stack,
     config,
@@ -87,10 +109,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     messages: new MessageStore(db, config.aws.tableName),
     conversations: new ConversationStore(db, config.aws.tableName),
     batches,
-    idle: () => source.idle(),
+    faults,
+    async idle() {
+      await source.idle();
+      await deadLetterSource.idle();
+    },
     async stop() {
-      await source.stop();
+      faults?.dynamo.clear();
+      faults?.sqs.clear();
+      await Promise.all([source.stop(), deadLetterSource.stop()]);
       await http.close();
+      await faults?.dynamo.close();
+      await faults?.sqs.close();
       await stack.stop();
     },
   };
