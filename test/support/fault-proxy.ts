@@ -144,14 +144,10 @@ export class FaultProxy {
 
 /** Starts a proxy on 127.0.0.1 (random port) forwarding to `targetUrl`. */
 export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
-  let proxy: FaultProxy | undefined;
-  const { server, port } = await listenLocal('fault proxy has no TCP address', (req, res) => {
-    if (!proxy) {
-      res.writeHead(503).end();
-      return;
-    }
+  const { server, port } = await listenLocal('fault proxy has no TCP address');
+  const proxy = new FaultProxy(`http://127.0.0.1:${port}`, new URL(targetUrl), () => closeServer(server));
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     proxy.handle(req, res).catch(() => res.destroy());
   });
-  proxy = new FaultProxy(`http://127.0.0.1:${port}`, new URL(targetUrl), () => closeServer(server));
   return proxy;
 }
