@@ -11,6 +11,7 @@ import { silentLog, type Log } from '../../lib/core/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
 import { startEventSource } from '../../lib/local/sqs-event-source';
+import { createSqsClient } from '../../lib/queue/jobs';
 import { MessageStore } from '../../lib/store/messages';
 import { ConversationStore } from '../../lib/store/conversations';
 import { createDocumentClient } from '../../lib/store/client';
@@ -67,7 +68,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   // Retry delays scaled like the rest of the test timing: 1 s doubling, capped by the visibility timeout.
   const inner = createWorkerHandler(
     turnDeps,
-    opts.retryDelays === false ? undefined : { sqs: stack.sqs, queueUrl: stack.queueUrl, backoff: { baseSec: 1, maxSec: visibility } },
+    opts.retryDelays === false ? undefined : { sqs: createSqsClient(config.aws), queueUrl: stack.queueUrl, backoff: { baseSec: 1, maxSec: visibility } },
   );
   const batches: SQSEvent[] = [];
   const wrapped = opts.wrapWorker ? opts.wrapWorker(inner) : inner;
