@@ -55,6 +55,8 @@ export interface GatewayOptions {
    * (Lambda's side) and the test's own store reads go to the emulators directly.
    */
   faultProxies?: boolean;
+  /** Set false to run no worker on the job queue in this process (a test runs its own, e.g. one it can kill). */
+  startWorker?: boolean;
 }
 
 /** Starts the gateway on fresh emulators. */
@@ -72,7 +74,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   const batches: SQSEvent[] = [];
   const wrapped = opts.wrapWorker ? opts.wrapWorker(inner) : inner;
-  const source = startEventSource({
+  const source = opts.startWorker === false ? undefined : startEventSource({
     sqs: stack.sqs,
     queueUrl: stack.queueUrl,
     queueArn: stack.queueArn,
@@ -112,13 +114,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     batches,
     faults,
     async idle() {
-      await source.idle();
+      await source?.idle();
       await deadLetterSource.idle();
     },
     async stop() {
       faults?.dynamo.clear();
       faults?.sqs.clear();
-      await Promise.all([source.stop(), deadLetterSource.stop()]);
+      await Promise.all([source?.stop(), deadLetterSource.stop()]);
       await http.close();
       await faults?.dynamo.close();
       await faults?.sqs.close();
