@@ -100,8 +100,9 @@ export function createWorkerHandler(deps: TurnDeps, retries?: { sqs: SQSClient; 
  * The dead-letter queue's handler: a job SQS gave up on (the worker crashed or timed out
  * on every receive) is parked like one the worker gave up, so its record is finished and
  * the user told instead of waiting for the 8-day TTL. The job stays on its record for
- * `npm run dlq -- replay`. A body that is not a job cannot be tied to a user: it is logged
- * (size only) and dropped. A record that cannot be written now is retried by SQS.
+ * `npm run dlq -- replay`. A body that is not a job cannot be tied to a user or replayed:
+ * it is logged (its first 4 KB) and dropped. A record that cannot be written now is
+ * retried by SQS.
  */
 export function createDeadLetterHandler(deps: TurnDeps): (event: SQSEvent) => Promise<SQSBatchResponse> {
   return async (event) => {
@@ -112,7 +113,8 @@ export function createDeadLetterHandler(deps: TurnDeps): (event: SQSEvent) => Pr
         job = parseJob(record.body);
       } catch (err) {
         if (!(err instanceof MalformedJobError)) throw err;
-        deps.log.error('dead letter is not a job; dropped', { messageId: record.messageId, bytes: Buffer.byteLength(record.body), error: err.message });
+        // Nothing to finish or replay: the log keeps the body for whoever fixes the sender.
+        deps.log.error('dead letter is not a job; dropped', { messageId: record.messageId, error: err.message, body: record.body.slice(0, 4096) });
         continue;
       }
       try {

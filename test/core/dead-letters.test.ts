@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { SQSRecord } from 'aws-lambda';
 import { join } from 'node:path';
 import { loadConfig } from '../../lib/config';
 import type { ChannelAdapter } from '../../lib/core/channel';
@@ -18,6 +19,7 @@ import {
   type ParkDeps,
 } from '../../lib/core/dead-letters';
 import { silentLog, type Job } from '../../lib/core/types';
+import { createDeadLetterHandler, createTurnDeps } from '../../lib/core/worker';
 import { deduplicationId } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore, type MessageRecord } from '../../lib/store/messages';
@@ -218,4 +220,57 @@ describe('parkJob on the embedded DynamoDB', () => {
     expect(await parkJob(deps, j, 'dead-letter queue')).toBe('parked');
     expect(await messages.get(j, nowMs)).toMatchObject({ status: 'failed', parked: true });
   });
+});
+
+describe('the dead-letter function', () => {
+  let stack: TestStack;
+  let messages: MessageStore;
+  const logged: { message: string; extra: Record<string, unknown> | undefined }[] = [];
+  const log = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: () => undefined,
+    error: (message: string, extra?: Record<string, unknown>) => logged.push({ message, extra }),
+  };
+
+  function sqsRecord(body: string, messageId: string): SQSRecord {
+    return {
+      messageId,
+      receiptHandle: `rh-${messageId}`,
+      body,
+      attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'x', ApproximateFirstReceiveTimestamp: '0', MessageGroupId: 'g' },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:dlq.fifo',
+      awsRegion: 'us-east-1',
+    };
+  }
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    messages = new MessageStore(createDocumentClient(loadConfig(stack.env).aws), stack.tableName);
+  });
+
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it('parks a job SQS gave up on, logs and drops a body that is not a job, and retries what it cannot write', async () => {
+    // Arrange
+    const good = job({ input: { kind: 'text', text: 'crashed every time' } });
+    const handler = createDeadLetterHandler(createTurnDeps(loadConfig(stack.env), log));
+    const broken = createDeadLetterHandler(createTurnDeps(loadConfig({ ...stack.env, DYNAMODB_ENDPOINT: 'http://127.0.0.1:9' }), log));
+    const other = job();
+    // Act
+    const res = await handler({ Records: [sqsRecord(JSON.stringify(good), 'm1'), sqsRecord('not a job', 'm2')] });
+    const failed = await broken({ Records: [sqsRecord(JSON.stringify(other), 'm3')] });
+    // Assert
+    expect(res.batchItemFailures).toEqual([]);
+    const rec = await messages.get(good, Date.now());
+    expect(rec).toMatchObject({ status: 'failed', parked: true, answer: FAILED_NOTE_EN });
+    expect(rec?.failure).toMatch(/dead-letter queue/);
+    expect(logged.find((l) => l.message.includes('not a job'))?.extra).toMatchObject({ messageId: 'm2', body: 'not a job' });
+    expect(failed.batchItemFailures).toEqual([{ itemIdentifier: 'm3' }]);
+  }, 30_000);
 });

@@ -57,6 +57,8 @@ export interface GatewayOptions {
   faultProxies?: boolean;
   /** Set false to run no worker on the job queue in this process (a test runs its own, e.g. one it can kill). */
   startWorker?: boolean;
+  /** Set false to leave the DLQ unconsumed (to look at what SQS redrove there). */
+  deadLetterFunction?: boolean;
 }
 
 /** Starts the gateway on fresh emulators. */
@@ -89,7 +91,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   // The dead-letter function on the DLQ, as deployed.
   const deadLetterHandler = createDeadLetterHandler(turnDeps);
-  const deadLetterSource = startEventSource({
+  const deadLetterSource = opts.deadLetterFunction === false ? undefined : startEventSource({
     sqs: stack.sqs,
     queueUrl: stack.deadLetterQueueUrl,
     queueArn: stack.deadLetterQueueArn,
@@ -115,12 +117,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     faults,
     async idle() {
       await source?.idle();
-      await deadLetterSource.idle();
+      await deadLetterSource?.idle();
     },
     async stop() {
       faults?.dynamo.clear();
       faults?.sqs.clear();
-      await Promise.all([source?.stop(), deadLetterSource.stop()]);
+      await Promise.all([source?.stop(), deadLetterSource?.stop()]);
       await http.close();
       await faults?.dynamo.close();
       await faults?.sqs.close();
