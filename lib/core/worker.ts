@@ -2,6 +2,7 @@
  * Wires the worker: from validated configuration to the dependencies of the turn.
  * Kept out of the ingress bundles (it pulls in the LLM SDK).
  */
+import { createHash } from 'node:crypto';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AppConfig } from '../config';
@@ -101,8 +102,8 @@ export function createWorkerHandler(deps: TurnDeps, retries?: { sqs: SQSClient; 
  * on every receive) is parked like one the worker gave up, so its record is finished and
  * the user told instead of waiting for the 8-day TTL. The job stays on its record for
  * `npm run dlq -- replay`. A body that is not a job cannot be tied to a user or replayed:
- * it is logged (its first 4 KB) and dropped. A record that cannot be written now is
- * retried by SQS.
+ * it is logged (size and hash) and dropped. A record that cannot be written now is retried
+ * by SQS.
  */
 export function createDeadLetterHandler(deps: TurnDeps): (event: SQSEvent) => Promise<SQSBatchResponse> {
   return async (event) => {
@@ -113,8 +114,14 @@ export function createDeadLetterHandler(deps: TurnDeps): (event: SQSEvent) => Pr
         job = parseJob(record.body);
       } catch (err) {
         if (!(err instanceof MalformedJobError)) throw err;
-        // Nothing to finish or replay: the log keeps the body for whoever fixes the sender.
-        deps.log.error('dead letter is not a job; dropped', { messageId: record.messageId, error: err.message, body: record.body.slice(0, 4096) });
+        // Not something our ingress can produce (a bug or a stray sender): nothing to finish
+        // or replay. The body is not logged: it may carry a phone number or an OpenID.
+        deps.log.error('dead letter is not a job; dropped', {
+          messageId: record.messageId,
+          error: err.message,
+          bytes: Buffer.byteLength(record.body),
+          sha256: createHash('sha256').update(record.body).digest('hex'),
+        });
         continue;
       }
       try {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SQSRecord } from 'aws-lambda';
 import { join } from 'node:path';
@@ -270,7 +271,9 @@ describe('the dead-letter function', () => {
     const rec = await messages.get(good, Date.now());
     expect(rec).toMatchObject({ status: 'failed', parked: true, answer: FAILED_NOTE_EN });
     expect(rec?.failure).toMatch(/dead-letter queue/);
-    expect(logged.find((l) => l.message.includes('not a job'))?.extra).toMatchObject({ messageId: 'm2', body: 'not a job' });
+    const dropped = logged.find((l) => l.message.includes('not a job'))?.extra;
+    expect(dropped).toMatchObject({ messageId: 'm2', bytes: 9, sha256: createHash('sha256').update('not a job').digest('hex') });
+    expect(JSON.stringify(dropped)).not.toContain('not a job');
     expect(failed.batchItemFailures).toEqual([{ itemIdentifier: 'm3' }]);
   }, 30_000);
 });

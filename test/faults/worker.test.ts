@@ -181,6 +181,16 @@ describe('worker faults: nothing lost, nothing twice', () => {
     expect(texts[0]).not.toContain('Echo');
   });
 
+  it('an LLM stream reset mid-answer: one message (what was written and an apology), nothing sent twice', async () => {
+    const user = '15550500008';
+    llm.chunkChars = 5;
+    llm.script = [{ kind: 'text', text: 'This answer is cut off halfway through', dropAfterChunks: 3 }];
+    await send(user, 'llm reset');
+    const texts = await received(user, 1);
+    expect(texts).toHaveLength(1);
+    expect(texts[0]).toMatch(/^This answer/);
+  });
+
   it('a worker that crashes on every receive: SQS moves the job to the DLQ, the dead-letter function parks it and tells the user once', async () => {
     // Arrange
     const user = '15550500007';
