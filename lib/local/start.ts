@@ -153,7 +153,8 @@ function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: L
     `  Channels:     ${channels.join(', ')}`,
     `  DynamoDB:     ${emulators.engine} at ${emulators.dynamoEndpoint}, table ${res.tableName}${res.ttlEnabled ? '' : ' (no TTL API; expired items are filtered on read)'}`,
     `  SQS:          fauxqs at ${emulators.sqsEndpoint}, queue ${res.queueUrl}`,
-    `  Worker:       in this process, fed by the local SQS event source (dead letters: ${res.deadLetterQueueUrl})`,
+    `  Worker:       in this process, fed by the local SQS event source; the deadLetter function on ${res.deadLetterQueueUrl}`,
+    `  Dead letters: npm run dlq -- list --stage ${STAGE} --dynamodb-endpoint ${emulators.dynamoEndpoint} --sqs-endpoint ${emulators.sqsEndpoint}`,
     'Press Ctrl+C to stop.',
     '',
   ];
