@@ -320,7 +320,7 @@ async function main(): Promise<void> {
       batchSize: 5,
       waitTimeSec: 20,
       functionName: 'deadLetter',
-      timeoutSec: 60,
+      timeoutSec: 30, // as serverless.yml
       log: (line) => process.stderr.write(`${line}\n`),
     });
     source = startEventSource({

@@ -176,6 +176,10 @@ describe('serverless package --stage test', () => {
     expect(dlq.Type).toBe('AWS::SQS::Queue');
     expect(dlq.Properties.FifoQueue).toBe(true);
     expect(dlq.Properties.QueueName).toBe('llm-gateway-test-dlq.fifo');
+    // Lambda refuses an SQS trigger whose queue hides a message for less than the function may run.
+    const deadLetterFn = resource('DeadLetterLambdaFunction');
+    expect(Number(dlq.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(Number(deadLetterFn.Properties.Timeout));
+    expect(Number(queue.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(Number(resource('WorkerLambdaFunction').Properties.Timeout));
   });
 
   it('declares the table on demand with TTL on expiresAtSec', () => {
