@@ -157,7 +157,11 @@ export interface AppConfig {
   publicBaseUrl: string;
   adminToken: string;
   logLevel: string;
-  /** How long a job may go without progress before it stops holding its user's later answers (seconds). */
+  /**
+   * Seconds a job may keep failing after its message arrived before it is taken out of the
+   * user's way: the record is marked failed, the user told, the job parked for replay
+   * (`FAILED_JOB_HOLD_SEC`, default 60).
+   */
   failedJobHoldSec: number;
 }
 
@@ -550,7 +554,7 @@ export const SECRET_NAMES = [
 export type SecretName = (typeof SECRET_NAMES)[number];
 
 /** The Lambda functions of serverless.yml, by their key there. */
-export type FunctionName = 'health' | 'wechat' | 'whatsapp' | 'twilioMessaging' | 'twilioVoice' | 'admin' | 'worker';
+export type FunctionName = 'health' | 'wechat' | 'whatsapp' | 'twilioMessaging' | 'twilioVoice' | 'admin' | 'worker' | 'deadLetter';
 
 /** What one function needs from the secrets (serverless.yml grants exactly this). */
 export interface FunctionSecrets {
@@ -585,6 +589,13 @@ export const FUNCTION_SECRETS: Readonly<Record<FunctionName, FunctionSecrets>> =
     read: [...LLM_KEYS, 'WECHAT_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN'],
     exists: ['WECHAT_TOKEN', 'WECHAT_ENCODING_AES_KEY', 'WECHAT_ENCODING_AES_KEY_PREVIOUS', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET'],
     usesLlm: true,
+  },
+  // Parks jobs SQS gave up on and tells their users through the channels: the worker's
+  // channel secrets, but no LLM (it must work precisely when the model is misconfigured).
+  deadLetter: {
+    read: ['WECHAT_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN'],
+    exists: ['WECHAT_TOKEN', 'WECHAT_ENCODING_AES_KEY', 'WECHAT_ENCODING_AES_KEY_PREVIOUS', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET'],
+    usesLlm: false,
   },
 };
 

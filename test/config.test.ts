@@ -102,6 +102,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(pattern);
   });
 
+  it('holds a failing job 60 s by default, FAILED_JOB_HOLD_SEC when set, and refuses nonsense', () => {
+    expect(loadConfig({}).failedJobHoldSec).toBe(60);
+    expect(loadConfig({ FAILED_JOB_HOLD_SEC: '5' }).failedJobHoldSec).toBe(5);
+    expect(() => loadConfig({ FAILED_JOB_HOLD_SEC: '0' })).toThrow(/FAILED_JOB_HOLD_SEC/);
+    expect(() => loadConfig({ FAILED_JOB_HOLD_SEC: 'soon' })).toThrow(/FAILED_JOB_HOLD_SEC/);
+  });
+
   it('parses menu prompts', () => {
     const cfg = loadConfig({ WECHAT_TOKEN: 't', WECHAT_MENU_PROMPTS: '{"V1001_NEWS":"What is new today?"}' });
     expect(cfg.wechat?.menuPrompts).toEqual({ V1001_NEWS: 'What is new today?' });

@@ -76,7 +76,10 @@ export interface RetryBackoff {
 /** 15 s doubling to 15 min. */
 export const DEFAULT_BACKOFF: RetryBackoff = { baseSec: 15, maxSec: 900 };
 
-/** Shortens the visibility timeout of the failed records (best effort: on error SQS's default applies). */
+/**
+ * Shortens the visibility timeout of the failed records (best effort: on error SQS's
+ * default applies). `capSec` may bound a record's delay (e.g. to the end of its failure hold).
+ */
 export async function scheduleRetries(
   sqs: SQSClient,
   queueUrl: string,
@@ -84,12 +87,13 @@ export async function scheduleRetries(
   response: SQSBatchResponse,
   log: Log,
   backoff: RetryBackoff = DEFAULT_BACKOFF,
+  capSec: (record: SQSRecord) => number | undefined = () => undefined,
 ): Promise<void> {
   const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
   const entries = event.Records.filter((r) => failed.has(r.messageId)).map((r) => ({
     Id: r.messageId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80),
     ReceiptHandle: r.receiptHandle,
-    VisibilityTimeout: retryDelaySec(Number(r.attributes.ApproximateReceiveCount), backoff),
+    VisibilityTimeout: Math.min(retryDelaySec(Number(r.attributes.ApproximateReceiveCount), backoff), capSec(r) ?? Number.POSITIVE_INFINITY),
   }));
   for (let i = 0; i < entries.length; i += 10) {
     try {

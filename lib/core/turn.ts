@@ -197,6 +197,7 @@ async function generate(
   job: Job,
   prepared: Extract<Prepared, { kind: 'ask' }>,
   opts: TurnOptions,
+  lease: { held: boolean },
 ): Promise<Generated> {
   const key = keyOf(job);
   const conv = await deps.conversations.load(job.conversationKey, deps.clock.nowMs());
@@ -211,6 +212,7 @@ async function generate(
     tools: deps.tools(job),
   };
   if (!(await deps.messages.startAnswer(key, deps.clock.nowMs(), deps.streamLeaseMs))) throw new AnswerInProgressError(job.msgKey);
+  lease.held = true;
 
   // Keep the lease while the model thinks before its first token.
   const keepAlive = setInterval(() => {
@@ -329,6 +331,51 @@ async function forgetUser(deps: TurnDeps, job: Job): Promise<void> {
   }
 }
 
+/** Produces and stores the answer of a job that has none yet; `lease.held` once this invocation generates it. */
+async function answer(deps: TurnDeps, job: Job, lease: { held: boolean }, opts: TurnOptions): Promise<MessageRecord> {
+  const key = keyOf(job);
+  let text: string;
+  let note: RecordNote = NO_NOTE;
+  let remember = async (): Promise<void> => undefined;
+  if (!isAllowed(deps.config.allowedUsers, job.userId)) {
+    text = NOT_ENROLLED_TEXT;
+  } else {
+    let limited: string | undefined;
+    if (isLlmBound(deps, job)) {
+      // A later record of a long batch must not start a call it cannot finish (see OutOfTimeError).
+      const left = budgetOf(deps, opts);
+      if (opts.mayDefer === true && left !== undefined && left < deps.config.llm.minCallTimeMs) throw new OutOfTimeError(job.msgKey, left);
+      limited = await rateLimit(deps, job);
+    }
+    if (limited === '') {
+      // A further message past the limit: dropped quietly (the user was told once this window).
+      await deps.messages.finish(key, '', 'done', deps.clock.nowMs(), { kind: 'over_limit' });
+      await deps.messages.dropPending(key, deps.clock.nowMs());
+      const dropped = await deps.messages.get(key, deps.clock.nowMs());
+      if (!dropped) throw new Error('message record vanished');
+      return dropped;
+    }
+    if (limited !== undefined) {
+      text = limited;
+      note = { kind: 'over_limit' };
+    } else {
+      await deps.channels[job.channel]?.onJobStart?.(job);
+      const prepared = await prepare(deps, job, opts);
+      if (prepared.kind === 'fixed') {
+        text = prepared.text;
+      } else {
+        const result = await generate(deps, job, prepared, opts, lease);
+        text = result.text;
+        note = result.note;
+        remember = result.remember;
+      }
+    }
+  }
+  // Memory first: once the record says done, a redelivered job skips the turn entirely.
+  await remember();
+  return deps.messages.finish(key, text, 'done', deps.clock.nowMs(), note);
+}
+
 /**
  * Answers one job (idempotently) and delivers it through the channel.
  * Throws only for failures SQS redelivery can fix (DynamoDB/SQS errors, retryable delivery).
@@ -362,46 +409,17 @@ export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}):
       if (!gone) throw new Error('message record vanished');
       return gone;
     }
-    let text: string;
-    let note: RecordNote = NO_NOTE;
-    let remember = async (): Promise<void> => undefined;
-    if (!isAllowed(deps.config.allowedUsers, job.userId)) {
-      text = NOT_ENROLLED_TEXT;
-    } else {
-      let limited: string | undefined;
-      if (isLlmBound(deps, job)) {
-        // A later record of a long batch must not start a call it cannot finish (see OutOfTimeError).
-        const left = budgetOf(deps, opts);
-        if (opts.mayDefer === true && left !== undefined && left < deps.config.llm.minCallTimeMs) throw new OutOfTimeError(job.msgKey, left);
-        limited = await rateLimit(deps, job);
+    const lease = { held: false };
+    try {
+      record = await answer(deps, job, lease, opts);
+    } catch (err) {
+      // A failure must not keep the generation lease: the next receive would wait it out
+      // (and fail) instead of answering. Only a lease this invocation took is released.
+      if (lease.held) {
+        await deps.messages.releaseAnswer(key).catch((releaseErr: unknown) => deps.log.warn('lease release failed', { error: String(releaseErr) }));
       }
-      if (limited === '') {
-        // A further message past the limit: dropped quietly (the user was told once this window).
-        await deps.messages.finish(key, '', 'done', deps.clock.nowMs(), { kind: 'over_limit' });
-        await deps.messages.dropPending(key, deps.clock.nowMs());
-        const dropped = await deps.messages.get(key, deps.clock.nowMs());
-        if (!dropped) throw new Error('message record vanished');
-        return dropped;
-      }
-      if (limited !== undefined) {
-        text = limited;
-        note = { kind: 'over_limit' };
-      } else {
-        await deps.channels[job.channel]?.onJobStart?.(job);
-        const prepared = await prepare(deps, job, opts);
-        if (prepared.kind === 'fixed') {
-          text = prepared.text;
-        } else {
-          const result = await generate(deps, job, prepared, opts);
-          text = result.text;
-          note = result.note;
-          remember = result.remember;
-        }
-      }
+      throw err;
     }
-    // Memory first: once the record says done, a redelivered job skips the turn entirely.
-    await remember();
-    record = await deps.messages.finish(key, text, 'done', deps.clock.nowMs(), note);
   }
 
   const adapter = deps.channels[job.channel];

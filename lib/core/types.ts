@@ -79,4 +79,6 @@ export interface Job {
   reply: ReplyTarget;
   /** When the first delivery of the webhook reached us. */
   arrivedAtMs: number;
+  /** Set on a job replayed from the dead letters (`npm run dlq -- replay`): its failure hold starts again here. */
+  replayedAtMs?: number;
 }

@@ -4,7 +4,8 @@
  *   .env → loadConfig (fail fast) → DynamoDB + SQS emulators → table and queues from
  *   lib/infra/*.json (stage `local`) → `serverless offline` (HTTP routes, handlers bundled by
  *   serverless-esbuild, as deployed) → the worker in this process, fed by the SQS event
- *   source emulator (serverless-offline-sqs does not work with fauxqs).
+ *   source emulator (serverless-offline-sqs does not work with fauxqs), and the dead-letter
+ *   function fed the same way from the DLQ.
  *
  * Environment knobs (besides the app's own, see lib/config.ts):
  * - PORT (3000), HOST (localhost), LAMBDA_PORT (3002): serverless-offline's listeners.
@@ -152,7 +153,8 @@ function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: L
     `  Channels:     ${channels.join(', ')}`,
     `  DynamoDB:     ${emulators.engine} at ${emulators.dynamoEndpoint}, table ${res.tableName}${res.ttlEnabled ? '' : ' (no TTL API; expired items are filtered on read)'}`,
     `  SQS:          fauxqs at ${emulators.sqsEndpoint}, queue ${res.queueUrl}`,
-    `  Worker:       in this process, fed by the local SQS event source`,
+    `  Worker:       in this process, fed by the local SQS event source; the deadLetter function on ${res.deadLetterQueueUrl}`,
+    `  Dead letters: npm run dlq -- list --stage ${STAGE} --dynamodb-endpoint ${emulators.dynamoEndpoint} --sqs-endpoint ${emulators.sqsEndpoint}`,
     'Press Ctrl+C to stop.',
     '',
   ];
@@ -194,6 +196,7 @@ async function main(): Promise<void> {
   let offline: ChildProcess | undefined;
   let offlineExit: Promise<void> | undefined;
   let source: EventSource | undefined;
+  let deadLetterSource: EventSource | undefined;
   let sqsClient: SQSClient | undefined;
   let shuttingDown = false;
   // Read through a function: signal handlers flip the flag while main() is awaiting.
@@ -211,7 +214,7 @@ async function main(): Promise<void> {
     if (shuttingDown) return new Promise<never>(() => undefined);
     shuttingDown = true;
     log(`${why}; stopping…`);
-    await source?.stop();
+    await Promise.all([source?.stop(), deadLetterSource?.stop()]);
     sqsClient?.destroy();
     if (offline && offlineExit && offline.exitCode === null && offline.signalCode === null) {
       killGroup(offline, 'SIGINT');
@@ -310,7 +313,21 @@ async function main(): Promise<void> {
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
     const worker = await import('../../functions/worker');
+    const deadLetter = await import('../../functions/dead-letter');
     sqsClient = new SQSClient(awsClientConfig(sqsEndpoint, region));
+    // The dead-letter function on the DLQ, as serverless.yml deploys it.
+    deadLetterSource = startEventSource({
+      sqs: sqsClient,
+      queueUrl: resources.deadLetterQueueUrl,
+      queueArn: resources.deadLetterQueueArn,
+      region,
+      handler: deadLetter.handler,
+      batchSize: 5,
+      waitTimeSec: 20,
+      functionName: 'deadLetter',
+      timeoutSec: 30, // as serverless.yml
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
     source = startEventSource({
       sqs: sqsClient,
       queueUrl: resources.queueUrl,

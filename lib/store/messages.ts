@@ -5,6 +5,10 @@
  * Keys: pk = `user#{channel}#{userId}`, sk = `msg#{msgKey}`. While an answer is not fully
  * delivered the item carries `pendingPk`/`pendingSk`, which puts it in the sparse GSI
  * `pending`, ordered by arrival: the "reply 1" fetch and "older answers first" read it.
+ *
+ * A job that kept failing is parked on its record: `status: 'failed'`, the reason in
+ * `failure`, and `deadPk`/`deadSk` put it in the sparse GSI `dead`, where
+ * `npm run dlq -- list|replay` finds it (lib/core/dead-letters.ts owns that lifecycle).
  */
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -62,6 +66,10 @@ export interface MessageRecord extends MessageKey {
    * written in the same update that moved the page cursor.
    */
   servedFor: Readonly<Record<string, string>>;
+  /** Why the job was given up (`status: 'failed'`); '' otherwise. */
+  failure: string;
+  /** True while the record is in the `dead` index (a parked job waiting for replay). */
+  parked: boolean;
   updatedAtMs: number;
 }
 
@@ -80,6 +88,9 @@ export function messageItemKey(k: MessageKey): { pk: string; sk: string } {
 export const SERVED_FOR_PREFIX = 'servedFor#';
 /** Arrival order, then key, so two messages in the same millisecond still sort stably. */
 const pendingSkOf = (arrivedAtMs: number, msgKey: string): string => `${String(arrivedAtMs).padStart(15, '0')}#${msgKey}`;
+/** The one partition of the sparse `dead` index: parked jobs are rare, so one partition holds them all. */
+const DEAD_PK = 'dead';
+const deadSkOf = (k: MessageKey, arrivedAtMs: number): string => `${String(arrivedAtMs).padStart(15, '0')}#${k.channel}#${k.userId}#${k.msgKey}`;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -120,7 +131,8 @@ export function isJob(value: unknown): value is Job {
     typeof value.input.kind === 'string' &&
     isRecord(value.reply) &&
     typeof value.reply.channel === 'string' &&
-    typeof value.arrivedAtMs === 'number'
+    typeof value.arrivedAtMs === 'number' &&
+    (value.replayedAtMs === undefined || typeof value.replayedAtMs === 'number')
   );
 }
 
@@ -163,6 +175,8 @@ export function toRecord(item: Record<string, unknown> | undefined, nowMs: numbe
     servedText: strField(item, 'servedText'),
     servedFrom: strField(item, 'servedFrom'),
     servedFor: servedForOf(item),
+    failure: strField(item, 'failure'),
+    parked: typeof item.deadPk === 'string',
     updatedAtMs: numField(item, 'updatedAtMs'),
   };
 }
@@ -323,7 +337,8 @@ export class MessageStore {
       new UpdateCommand({
         TableName: this.tableName,
         Key: this.key(k),
-        UpdateExpression: 'SET #s = :status, answer = :a, updatedAtMs = :now, note = :note',
+        // A replayed job that is answered leaves the dead-letter index.
+        UpdateExpression: `SET #s = :status, answer = :a, updatedAtMs = :now, note = :note${status === 'done' ? ' REMOVE deadPk, deadSk' : ''}`,
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: { '#s': 'status' },
         ExpressionAttributeValues: { ':status': status, ':a': answer, ':now': nowMs, ':note': formatNote(note) },
@@ -359,6 +374,127 @@ export class MessageStore {
         UpdateExpression: 'SET updatedAtMs = :now REMOVE pendingPk, pendingSk',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeValues: { ':now': nowMs },
+      }),
+    );
+  }
+
+  /**
+   * Gives up a generation this invocation holds (it failed): the lease is dated back so
+   * the next receive of the job takes over at once instead of waiting out `leaseMs`.
+   */
+  async releaseAnswer(k: MessageKey): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(k),
+          UpdateExpression: 'SET updatedAtMs = :zero',
+          ConditionExpression: 'attribute_exists(pk) AND #s = :streaming',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':zero': 0, ':streaming': 'streaming' },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  /**
+   * Parks a job that kept failing: `status: 'failed'` with `text` as the answer (what the
+   * user is told), the reason in `failure`, and the record in the `dead` index for replay.
+   * Conditional on the record being as `seen` (same `updatedAtMs`), so a worker that is
+   * still streaming it (fresh lease) or wrote since is never overwritten: that throws
+   * and the caller retries later.
+   */
+  async park(seen: MessageRecord, text: string, reason: string, nowMs: number): Promise<MessageRecord> {
+    const res = await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(seen),
+        UpdateExpression: 'SET #s = :failed, answer = :a, failure = :reason, deadPk = :deadPk, deadSk = :deadSk, updatedAtMs = :now',
+        ConditionExpression: 'attribute_exists(pk) AND updatedAtMs = :seen',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: {
+          ':failed': 'failed',
+          ':a': text,
+          ':reason': reason,
+          ':deadPk': DEAD_PK,
+          ':deadSk': deadSkOf(seen, seen.arrivedAtMs),
+          ':now': nowMs,
+          ':seen': seen.updatedAtMs,
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    const record = toRecord(res.Attributes, nowMs);
+    if (!record) throw new Error(`message record ${seen.msgKey} is unreadable`);
+    return record;
+  }
+
+  /** Every parked job (the `dead` index), oldest arrival first. */
+  async listParked(nowMs: number): Promise<MessageRecord[]> {
+    const out: MessageRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: 'dead',
+          KeyConditionExpression: 'deadPk = :pk',
+          ExpressionAttributeValues: { ':pk': DEAD_PK },
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      for (const item of res.Items ?? []) {
+        const rec = toRecord(item, nowMs);
+        if (rec) out.push(rec);
+      }
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  /**
+   * Makes a parked record answerable again (replay): back to `queued` with nothing
+   * generated or delivered, in the pending index, TTL renewed. It stays in the `dead`
+   * index until {@link unpark}, so a replay that fails to enqueue is still listed.
+   */
+  async resetForReplay(parked: MessageRecord, nowMs: number): Promise<MessageRecord> {
+    const res = await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(parked),
+        UpdateExpression:
+          'SET #s = :queued, answer = :empty, deliveredChars = :zero, deliveredParts = :zero, enqueued = :false, servedText = :empty, note = :empty, failure = :empty, ' +
+          'pendingPk = :pendingPk, pendingSk = :pendingSk, updatedAtMs = :now, expiresAtSec = :exp REMOVE deliveryOwner',
+        ConditionExpression: 'attribute_exists(pk) AND attribute_exists(deadPk)',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: {
+          ':queued': 'queued',
+          ':empty': '',
+          ':zero': 0,
+          ':false': false,
+          ':pendingPk': pkOf(parked),
+          ':pendingSk': pendingSkOf(parked.arrivedAtMs, parked.msgKey),
+          ':now': nowMs,
+          ':exp': ttlSec(nowMs, MESSAGE_TTL_DAYS),
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    const record = toRecord(res.Attributes, nowMs);
+    if (!record) throw new Error(`message record ${parked.msgKey} is unreadable`);
+    return record;
+  }
+
+  /** Takes a record out of the `dead` index (its replay is on the queue). */
+  async unpark(k: MessageKey): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(k),
+        UpdateExpression: 'REMOVE deadPk, deadSk',
+        ConditionExpression: 'attribute_exists(pk)',
       }),
     );
   }

@@ -43,6 +43,8 @@ export class FakeDeliveryStore implements DeliveryStore {
       servedText: '',
       servedFrom: '',
       servedFor: {},
+      failure: '',
+      parked: false,
       updatedAtMs: nowMs,
     };
     this.records.set(job.msgKey, rec);

@@ -25,6 +25,7 @@ const LOGICAL_ID: Record<FunctionName, string> = {
   twilioVoice: 'TwilioVoiceLambdaFunction',
   admin: 'AdminLambdaFunction',
   worker: 'WorkerLambdaFunction',
+  deadLetter: 'DeadLetterLambdaFunction',
 };
 const FUNCTIONS = Object.keys(LOGICAL_ID).filter((name): name is FunctionName => name in FUNCTION_SECRETS);
 const EXPECTED_ROLE: Record<FunctionName, string> = {
@@ -35,6 +36,7 @@ const EXPECTED_ROLE: Record<FunctionName, string> = {
   twilioVoice: 'TwilioRole',
   admin: 'AdminRole',
   worker: 'WorkerRole',
+  deadLetter: 'WorkerRole',
 };
 /** A distinct, recognisable value per secret, exported in the packaging shell. */
 const SECRET_VALUES: Record<string, string> = Object.fromEntries(SECRET_NAMES.map((name, i) => [name, `canary-${name.toLowerCase()}-${String(i).padStart(2, '0')}-9f4c`]));
@@ -353,6 +355,10 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect(dlq.Type).toBe('AWS::SQS::Queue');
     expect(dlq.Properties.FifoQueue).toBe(true);
     expect(dlq.Properties.QueueName).toBe(`llm-gateway-${STAGE}-dlq.fifo`);
+    // Lambda refuses an SQS trigger whose queue hides a message for less than the function may run.
+    const deadLetterFn = resource('DeadLetterLambdaFunction');
+    expect(Number(dlq.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(Number(deadLetterFn.Properties.Timeout));
+    expect(Number(queue.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(Number(resource('WorkerLambdaFunction').Properties.Timeout));
   });
 
   it('declares the table on demand with TTL, point-in-time recovery, deletion protection and retain policies', () => {
@@ -367,14 +373,18 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect(table.raw.UpdateReplacePolicy).toBe('Retain');
   });
 
-  it('triggers the worker from the job queue with ReportBatchItemFailures', () => {
-    const mappings = Object.values(resources).filter((r) => isRecord(r) && r.Type === 'AWS::Lambda::EventSourceMapping');
-    expect(mappings).toHaveLength(1);
-    const props = obj(obj(mappings[0], 'mapping').Properties, 'mapping.Properties');
-    expect(props.EventSourceArn).toEqual({ 'Fn::GetAtt': ['JobQueue', 'Arn'] });
-    expect(props.FunctionName).toEqual({ 'Fn::GetAtt': ['WorkerLambdaFunction', 'Arn'] });
-    expect(props.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
-    expect(props.BatchSize).toBe(5);
+  it('triggers the worker from the job queue and the dead-letter function from the DLQ, with ReportBatchItemFailures', () => {
+    const mappings = Object.values(resources)
+      .filter((r) => isRecord(r) && r.Type === 'AWS::Lambda::EventSourceMapping')
+      .map((m) => obj(obj(m, 'mapping').Properties, 'mapping.Properties'));
+    expect(mappings).toHaveLength(2);
+    const worker = mappings.find((p) => JSON.stringify(p.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['JobQueue', 'Arn'] }));
+    expect(worker?.FunctionName).toEqual({ 'Fn::GetAtt': ['WorkerLambdaFunction', 'Arn'] });
+    expect(worker?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    expect(worker?.BatchSize).toBe(5);
+    const deadLetter = mappings.find((p) => JSON.stringify(p.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }));
+    expect(deadLetter?.FunctionName).toEqual({ 'Fn::GetAtt': ['DeadLetterLambdaFunction', 'Arn'] });
+    expect(deadLetter?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
   });
 
   it('has no wildcard action and scopes every dynamodb/sqs statement to this stack, DynamoDB by key prefix', () => {
@@ -398,7 +408,7 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
           expect(typeof target).not.toBe('string');
           const ids = referencedIds(target);
           expect(ids.length).toBeGreaterThan(0);
-          const allowed = [...(data.some((action) => action.startsWith('dynamodb:')) ? ['Table'] : []), ...(data.some((action) => action.startsWith('sqs:')) ? ['JobQueue'] : [])];
+          const allowed = [...(data.some((action) => action.startsWith('dynamodb:')) ? ['Table'] : []), ...(data.some((action) => action.startsWith('sqs:')) ? ['JobQueue', 'DeadLetterQueue'] : [])];
           expect(ids.filter((ref) => !allowed.includes(ref))).toEqual([]);
         }
         if (data.some((action) => action.startsWith('dynamodb:'))) {

@@ -43,7 +43,7 @@ describe('CloudFormation mapping (no emulator)', () => {
     const { input, ttl } = tableFromCloudFormation({ ...props });
     expect(input.TableName).toBe('tbl');
     expect(input.BillingMode).toBe('PAY_PER_REQUEST');
-    expect(input.GlobalSecondaryIndexes?.map((gsi) => gsi.IndexName)).toEqual(['pending']);
+    expect(input.GlobalSecondaryIndexes?.map((gsi) => gsi.IndexName)).toEqual(['pending', 'dead']);
     expect(ttl).toEqual({ attributeName: 'expiresAtSec', enabled: true });
   });
 
@@ -146,6 +146,6 @@ withJava('createResources on DynamoDB Local', () => {
     dynamo.destroy();
     expect(res.ttlEnabled).toBe(true);
     expect(ttl.TimeToLiveDescription).toEqual({ TimeToLiveStatus: 'ENABLED', AttributeName: 'expiresAtSec' });
-    expect(table.Table?.GlobalSecondaryIndexes?.map((gsi) => gsi.IndexName)).toEqual(['pending']);
+    expect(table.Table?.GlobalSecondaryIndexes?.map((gsi) => gsi.IndexName)).toEqual(['pending', 'dead']);
   });
 });

@@ -130,6 +130,9 @@ describe('npm start (lib/local/start.ts)', () => {
     const sqsPort = Number(/SQS: +fauxqs at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
     expect(dynamoPort).toBeGreaterThan(0);
     expect(sqsPort).toBeGreaterThan(0);
+    // The dead-letter function runs too, and the banner says how to list what it parked.
+    expect(output).toMatch(/deadLetter function on http:\S+-dlq\.fifo/);
+    expect(output).toContain(`npm run dlq -- list --stage local --dynamodb-endpoint http://127.0.0.1:${dynamoPort} --sqs-endpoint http://127.0.0.1:${sqsPort}`);
 
     // 2. A disabled channel has no endpoint.
     expect((await fetch(`${base}/whatsapp`, { method: 'POST', body: '{}' })).status).toBe(404);

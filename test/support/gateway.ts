@@ -6,16 +6,18 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createWeChatHandler, type WeChatOverrides } from '../../functions/wechat';
 import { loadConfig, type AppConfig } from '../../lib/config';
-import { createTurnDeps, createWorkerHandler, type WorkerContext, type WorkerOverrides } from '../../lib/core/worker';
+import { createDeadLetterHandler, createTurnDeps, createWorkerHandler, type WorkerContext, type WorkerOverrides } from '../../lib/core/worker';
 import { silentLog, type Log } from '../../lib/core/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
 import { startEventSource } from '../../lib/local/sqs-event-source';
+import { createSqsClient } from '../../lib/queue/jobs';
 import { MessageStore } from '../../lib/store/messages';
 import { ConversationStore } from '../../lib/store/conversations';
 import { createDocumentClient } from '../../lib/store/client';
 import type { TurnDeps } from '../../lib/core/turn';
 import { serveLambdas, type HttpHandler, type LambdaHttp } from './lambda-http';
+import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { startTestStack, type TestStack } from './stack';
 
 /** A running gateway for a test suite. */
@@ -26,9 +28,11 @@ export interface Gateway {
   turnDeps: TurnDeps;
   messages: MessageStore;
   conversations: ConversationStore;
+  /** The fault proxies, with `faultProxies: true`. */
+  faults: { dynamo: FaultProxy; sqs: FaultProxy } | undefined;
   /** Worker invocations seen (batches). */
   batches: SQSEvent[];
-  /** Resolves when the queue is empty and the worker idle. */
+  /** Resolves when the job queue and the dead-letter queue are empty and their functions idle. */
   idle(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -49,23 +53,35 @@ export interface GatewayOptions {
   routes?: (cfg: AppConfig) => Record<string, HttpHandler>;
   /** The log of the worker and the WeChat function (default: silent, or the console with TEST_LOG set). */
   log?: Log;
+  /**
+   * Put fault proxies between the functions (ingress handlers, worker, dead-letter
+   * function) and the emulators: `gw.faults.dynamo` / `gw.faults.sqs`. The event sources
+   * (Lambda's side) and the test's own store reads go to the emulators directly.
+   */
+  faultProxies?: boolean;
+  /** Set false to run no worker on the job queue in this process (a test runs its own, e.g. one it can kill). */
+  startWorker?: boolean;
+  /** Set false to leave the DLQ unconsumed (to look at what SQS redrove there). */
+  deadLetterFunction?: boolean;
 }
 
 /** Starts the gateway on fresh emulators. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const visibility = opts.visibilityTimeoutSec ?? 10;
   const stack = await startTestStack({ visibilityTimeoutSec: visibility });
-  const config = loadConfig({ ...stack.env, ...opts.env });
+  const faults = opts.faultProxies ? { dynamo: await startFaultProxy(stack.dynamoEndpoint), sqs: await startFaultProxy(stack.sqsEndpoint) } : undefined;
+  const proxied = faults ? { DYNAMODB_ENDPOINT: faults.dynamo.url, SQS_ENDPOINT: faults.sqs.url } : {};
+  const config = loadConfig({ ...stack.env, ...opts.env, ...proxied });
   const log = opts.log ?? (process.env.TEST_LOG ? consoleLog : silentLog);
   const turnDeps = createTurnDeps(config, log, { flushIntervalMs: 20, ...opts.worker });
   // Retry delays scaled like the rest of the test timing: 1 s doubling, capped by the visibility timeout.
   const inner = createWorkerHandler(
     turnDeps,
-    opts.retryDelays === false ? undefined : { sqs: stack.sqs, queueUrl: stack.queueUrl, backoff: { baseSec: 1, maxSec: visibility } },
+    opts.retryDelays === false ? undefined : { sqs: createSqsClient(config.aws), queueUrl: stack.queueUrl, backoff: { baseSec: 1, maxSec: visibility } },
   );
   const batches: SQSEvent[] = [];
   const wrapped = opts.wrapWorker ? opts.wrapWorker(inner) : inner;
-  const source = startEventSource({
+  const source = opts.startWorker === false ? undefined : startEventSource({
     sqs: stack.sqs,
     queueUrl: stack.queueUrl,
     queueArn: stack.queueArn,
@@ -79,12 +95,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return wrapped(event, context);
     },
   });
+  // The dead-letter function on the DLQ, as deployed.
+  const deadLetterHandler = createDeadLetterHandler(turnDeps);
+  const deadLetterSource = opts.deadLetterFunction === false ? undefined : startEventSource({
+    sqs: stack.sqs,
+    queueUrl: stack.deadLetterQueueUrl,
+    queueArn: stack.deadLetterQueueArn,
+    region: config.aws.region,
+    waitTimeSec: 1,
+    functionName: 'deadLetter',
+    handler: (event) => deadLetterHandler(event),
+  });
   const routes: Record<string, HttpHandler> = {
     '/wechat': createWeChatHandler(config, { log, ...opts.wechat }),
     ...(opts.routes ? opts.routes(config) : {}),
   };
   const http = await serveLambdas(routes);
-  const db = createDocumentClient(config.aws);
+  const db = createDocumentClient({ ...config.aws, dynamoEndpoint: stack.dynamoEndpoint });
   return {
     stack,
     config,
@@ -93,10 +120,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     messages: new MessageStore(db, config.aws.tableName),
     conversations: new ConversationStore(db, config.aws.tableName),
     batches,
-    idle: () => source.idle(),
+    faults,
+    async idle() {
+      await source?.idle();
+      await deadLetterSource?.idle();
+    },
     async stop() {
-      await source.stop();
+      faults?.dynamo.clear();
+      faults?.sqs.clear();
+      await Promise.all([source?.stop(), deadLetterSource?.stop()]);
       await http.close();
+      await faults?.dynamo.close();
+      await faults?.sqs.close();
       await stack.stop();
     },
   };

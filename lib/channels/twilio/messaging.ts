@@ -77,6 +77,12 @@ export async function handleTwilioMessaging(deps: TwilioMessagingDeps, req: Http
     throw err;
   }
   // Claimed by MessageSid: Twilio's retries (or a fallback URL) never make a second job.
+  // A DynamoDB or SQS failure throws: the function answers 500. Twilio retries a webhook
+  // only as the connection overrides in its URL fragment say (`#rc=` retry count, `#rp=`
+  // retry policy; by default one retry, of connection failures only), so the README has
+  // the console URL end in `#rc=3&rp=ct,rt,5xx`; the redelivery then finds the claim and
+  // enqueues a job that never reached the queue.
+  // https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides
   const claim = await acceptMessage(deps, job);
   if (!claim.created) deps.log.info('twilio message redelivered', { msgKey: job.msgKey, deliveries: claim.record.deliveries });
   // `<Response/>`: no reply in TwiML; the worker sends it (Twilio docs, "TwiML for Messaging").

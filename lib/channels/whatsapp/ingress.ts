@@ -151,6 +151,12 @@ async function acceptMessages(deps: WhatsAppIngressDeps, messages: readonly Inbo
  * stored), 400 for a signed body that is not JSON, 413 above 3 MB, and otherwise 200 once
  * every message is claimed and enqueued. A DynamoDB or SQS failure propagates (the caller
  * answers 500) so Meta delivers again; the claims make that redelivery harmless.
+ *
+ * Meta's retry rule: a notification answered with anything but 200 (or not delivered) is
+ * sent again "with decreasing frequency until the request succeeds, for up to 7 days"
+ * (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/). So a 5xx while we
+ * cannot claim or enqueue loses nothing: a redelivery finds the claim, and a claim whose
+ * job never reached the queue (`enqueued` false) is enqueued then (lib/core/ingress.ts).
  */
 export async function handleWhatsApp(deps: WhatsAppIngressDeps, req: HttpRequest): Promise<HttpResponse> {
   if (req.method === 'GET') return verifySubscription(deps, req);

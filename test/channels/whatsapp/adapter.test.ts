@@ -109,6 +109,8 @@ function recordFor(job: Job, answer: string, deliveredParts = 0): MessageRecord 
     servedFrom: '',
     servedFor: {},
     servedText: '',
+    failure: '',
+    parked: false,
     updatedAtMs: job.arrivedAtMs,
   };
 }

@@ -1,0 +1,17 @@
+/**
+ * Lambda entry for the dead-letter queue: finishes the record of a job SQS gave up on
+ * (marks it failed, tells the user) and keeps the job on it for `npm run dlq -- replay`.
+ */
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { functionConfig } from '../lib/config';
+import { lazyHandler } from '../lib/core/lazy';
+import { createLog } from '../lib/core/log';
+import { createDeadLetterHandler, createTurnDeps } from '../lib/core/worker';
+
+// Built at the first invocation of a cold start, once the secrets are read from SSM.
+const run = lazyHandler(async () => {
+  const cfg = await functionConfig('deadLetter');
+  return createDeadLetterHandler(createTurnDeps(cfg, createLog('dead-letter', cfg.logLevel)));
+});
+
+export const handler = async (event: SQSEvent, _context?: Context): Promise<SQSBatchResponse> => run(event);
