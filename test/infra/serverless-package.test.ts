@@ -36,7 +36,7 @@ const EXPECTED_ROLE: Record<FunctionName, string> = {
   twilioVoice: 'TwilioRole',
   admin: 'AdminRole',
   worker: 'WorkerRole',
-  deadLetter: 'WorkerRole',
+  deadLetter: 'DeadLetterRole',
 };
 /** A distinct, recognisable value per secret, exported in the packaging shell. */
 const SECRET_VALUES: Record<string, string> = Object.fromEntries(SECRET_NAMES.map((name, i) => [name, `canary-${name.toLowerCase()}-${String(i).padStart(2, '0')}-9f4c`]));
@@ -432,6 +432,8 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect([...new Set(prefixesByRole.get('WhatsAppRole'))].sort()).toEqual(['state#whatsapp#*', 'user#whatsapp#*']);
     expect([...new Set(prefixesByRole.get('TwilioRole'))].sort()).toEqual(['state#twilio#*', 'user#twilio#*']);
     expect(prefixesByRole.get('WorkerRole')).toEqual(expect.arrayContaining(['user#*', 'conv#*', 'state#*', 'rate#*', 'contact#directory', 'token#wechat#*']));
+    // The dead-letter function finishes records and tells users: no conversations, rate windows or contacts.
+    expect([...new Set(prefixesByRole.get('DeadLetterRole'))].sort()).toEqual(['state#*', 'token#wechat#*', 'user#*']);
   });
 
   it('alarms on the DLQ, the oldest job’s age, worker errors and throttles, and API 5xx, to one SNS topic', () => {
