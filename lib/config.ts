@@ -46,6 +46,8 @@ export interface LlmConfig {
   dify: DifyConfig | undefined;
   /** Per-chunk delay of the offline `dev` provider. */
   devChunkDelayMs: number;
+  /** Pause before the first chunk of a `dev` answer to a message containing `/dev-slow`. */
+  devSlowMs: number;
 }
 
 export type WeChatReplyMode = 'passive' | 'customer_service';
@@ -224,6 +226,7 @@ function loadLlm(env: Env): LlmConfig {
           },
     dify: difyKey === '' ? undefined : { apiKey: difyKey, baseUrl: url(env, 'DIFY_BASE_URL', 'https://api.dify.ai/v1') },
     devChunkDelayMs: int(env, 'DEV_LLM_CHUNK_DELAY_MS', 60, 0, 10_000),
+    devSlowMs: int(env, 'DEV_LLM_SLOW_MS', 20_000, 0, 120_000),
   };
 }
 

@@ -26,6 +26,6 @@ export function createLlmBackend(cfg: LlmConfig, deps: LlmDeps): LlmBackend {
       if (!cfg.dify) throw new Error('LLM provider "dify" selected but Dify settings are missing');
       return createDifyBackend(cfg.dify, deps);
     case 'dev':
-      return createDevBackend({ chunkDelayMs: cfg.devChunkDelayMs, sleep: (ms) => deps.sleep(ms) });
+      return createDevBackend({ chunkDelayMs: cfg.devChunkDelayMs, slowMs: cfg.devSlowMs, sleep: (ms) => deps.sleep(ms) });
   }
 }
