@@ -145,9 +145,10 @@ async function poll(panel) {
   if (!panel.isConnected) return;
   try {
     const conv = await api(`/api/conversation?channel=${panel.state.channel}&user=${encodeURIComponent(panel.state.user)}`);
-    if (conv.version !== panel.version || conv.channel !== panel.renderedChannel) {
+    // A poll that left before the user or channel changed answers for the old one.
+    if (conv.channel !== panel.state.channel || conv.user !== panel.state.user) return;
+    if (conv.version !== panel.version) {
       panel.version = conv.version;
-      panel.renderedChannel = conv.channel;
       render(panel, conv);
     }
   } catch {
