@@ -23,7 +23,7 @@ import type { Job } from '../../lib/core/types';
 import { Conversations, isSimChannel, isUserName, type Conversation, type Line, type SimChannel } from './conversations';
 import type { SimulatedChannels } from './env';
 import { StandIns } from './standins';
-import { Vendors } from './vendors';
+import { Vendors, type SampleMedia } from './vendors';
 
 /** Options of {@link startSimulator}. */
 export interface SimulatorOptions {
@@ -61,12 +61,15 @@ const STATIC_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/samples/photo.jpg': { file: '../samples/photo.jpg', type: 'image/jpeg' },
+  '/samples/voice.amr': { file: '../samples/voice.amr', type: 'audio/amr' },
 };
 const MAX_BODY_BYTES = 1024 * 1024;
+/** Channels that can send each sample (WhatsApp and WeChat take both; SMS only MMS pictures). */
+const MEDIA_CHANNELS: Readonly<Record<SampleMedia, readonly SimChannel[]>> = { image: ['wechat', 'whatsapp', 'sms'], voice: ['wechat', 'whatsapp'] };
+
 /** Which path delivered an answer (the record's delivery owner). */
 const OWNER_NAMES: Readonly<Record<string, string>> = { passive: 'passive reply', push: 'customer-service push (custom/send)', fetch: '"reply 1" fetches' };
-/** Inputs that make the worker call the LLM (notices and forget jobs do not). */
-const LLM_INPUTS: ReadonlySet<string> = new Set(['text', 'audio', 'image']);
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -107,6 +110,8 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
   let standIns: StandIns | undefined;
   let store: MessageStore | undefined;
   const llmCalls = new Map<Line, number>();
+  /** The message the worker is answering for each conversation (one at a time: a FIFO group per user). */
+  const answering = new Map<Conversation, Line>();
 
   function lineOf(messageId: string): { conv: Conversation; line: Line } | undefined {
     return vendors?.lineOfMsgKey.get(messageId);
@@ -157,7 +162,10 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
       return json(res, 200, { cleared: true });
     }
     if (url.pathname !== '/api/send') return json(res, 404, { error: 'not found' });
-    const text = typeof input.text === 'string' ? input.text.trim() : '';
+    const media = input.media === 'image' || input.media === 'voice' ? input.media : undefined;
+    if (input.media !== undefined && media === undefined) return json(res, 400, { error: 'media must be image or voice' });
+    if (media !== undefined && !MEDIA_CHANNELS[media].includes(channel)) return json(res, 400, { error: `${channel} has no ${media} messages here` });
+    const text = media === 'image' ? '[photo: samples/photo.jpg]' : media === 'voice' ? '[voice message: samples/voice.amr, 2.7 s]' : typeof input.text === 'string' ? input.text.trim() : '';
     if (text === '' || text.length > 4000) return json(res, 400, { error: 'text must be 1-4000 characters' });
     const safeMode = input.safeMode === true;
     const v = vendors;
@@ -166,20 +174,20 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     void dialled
       .then(async () => {
         const line = convs.add(conv, 'user', text, channel);
-        await send(v, channel, conv, line, text, safeMode).catch((err: unknown) => convs.step(conv, line, `simulator error: ${String(err)}`));
+        await send(v, channel, conv, line, text, safeMode, media).catch((err: unknown) => convs.step(conv, line, `simulator error: ${String(err)}`));
       })
       .catch((err: unknown) => convs.add(conv, 'note', `simulator error: ${String(err)}`, 'simulator'));
     return json(res, 202, { accepted: true });
   }
 
-  function send(v: Vendors, channel: SimChannel, conv: Conversation, line: Line, text: string, safeMode: boolean): Promise<void> {
+  function send(v: Vendors, channel: SimChannel, conv: Conversation, line: Line, text: string, safeMode: boolean, media: SampleMedia | undefined): Promise<void> {
     switch (channel) {
       case 'wechat':
-        return v.wechatText(conv, line, text, safeMode);
+        return v.wechatText(conv, line, text, safeMode, media);
       case 'whatsapp':
-        return v.whatsappText(conv, line, text);
+        return v.whatsappText(conv, line, text, media);
       case 'sms':
-        return v.smsText(conv, line, text);
+        return v.smsText(conv, line, text, media);
       case 'voice':
         return v.voiceSay(conv, line, text);
     }
@@ -198,14 +206,17 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
   }
 
   /** Polls the message record while (and after) the worker runs, for first token and delivery. */
-  function watch(job: Job, where: { conv: Conversation; line: Line }, before: MessageRecord | undefined): { stop(): void } {
+  function watch(job: Job, where: { conv: Conversation; line: Line }, before: MessageRecord | undefined): { stop(): void; streamed(): boolean } {
     const { conv, line } = where;
     const key = { channel: job.channel, userId: job.userId, msgKey: job.msgKey };
     let sawToken = (before?.answer ?? '') !== '';
+    // Only an LLM answer passes through `streaming` (fixed answers such as refusals are stored done).
+    let sawStreaming = false;
     let stopped = false;
     const timer = setInterval(() => {
       if (stopped || !store) return;
       void store.get(key, Date.now()).then((record) => {
+        if (record?.status === 'streaming') sawStreaming = true;
         if (!sawToken && record && record.answer !== '') {
           sawToken = true;
           convs.step(conv, line, `first token stored ${seconds(Date.now() - job.arrivedAtMs)} after the message arrived`);
@@ -217,6 +228,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
         stopped = true;
         clearInterval(timer);
       },
+      streamed: () => sawStreaming,
     };
   }
 
@@ -241,7 +253,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
 
   function observeWorker(handler: SqsBatchHandler): SqsBatchHandler {
     return async (event, context) => {
-      const runs: { job: Job; where: { conv: Conversation; line: Line }; watcher: { stop(): void }; llm: boolean }[] = [];
+      const runs: { job: Job; where: { conv: Conversation; line: Line }; watcher: { stop(): void; streamed(): boolean } }[] = [];
       for (const record of event.Records) {
         let job: Job;
         try {
@@ -254,16 +266,17 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
         const before = store ? await store.get({ channel: job.channel, userId: job.userId, msgKey: job.msgKey }, Date.now()).catch(() => undefined) : undefined;
         const receive = record.attributes.ApproximateReceiveCount;
         convs.step(where.conv, where.line, `worker picked the job from SQS after ${seconds(Date.now() - job.arrivedAtMs)}${receive !== '1' ? ` (receive #${receive})` : ''}`);
-        const llm = LLM_INPUTS.has(job.input.kind) && before?.status !== 'done';
-        runs.push({ job, where, watcher: watch(job, where, before), llm });
+        answering.set(where.conv, where.line);
+        runs.push({ job, where, watcher: watch(job, where, before) });
       }
       try {
         return await handler(event, context);
       } finally {
         for (const run of runs) {
           run.watcher.stop();
+          if (answering.get(run.where.conv) === run.where.line) answering.delete(run.where.conv);
           const after = store ? await store.get({ channel: run.job.channel, userId: run.job.userId, msgKey: run.job.msgKey }, Date.now()).catch(() => undefined) : undefined;
-          if (run.llm && after && after.answer !== '') llmCalls.set(run.where.line, (llmCalls.get(run.where.line) ?? 0) + 1);
+          if (run.watcher.streamed() || after?.status === 'streaming') llmCalls.set(run.where.line, (llmCalls.get(run.where.line) ?? 0) + 1);
           const calls = llmCalls.get(run.where.line) ?? 0;
           convs.step(
             run.where.conv,
@@ -281,7 +294,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     readBody(req)
       .then(async (body) => {
         if (standIns?.handle(req, res, url, body)) return;
-        if (url.pathname.startsWith('/api/')) return api(req, res, url, body);
+        if (url.pathname.startsWith('/api/')) return await api(req, res, url, body);
         const asset = req.method === 'GET' ? STATIC_FILES[url.pathname] : undefined;
         if (asset) {
           res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'no-store' });
@@ -302,24 +315,27 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
   if (address === null || typeof address === 'string') throw new Error('the simulator did not get a port');
   const clientHost = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
 
+  const simulatorUrl = `http://${clientHost}:${address.port}`;
   return {
-    url: `http://${clientHost}:${address.port}`,
+    url: simulatorUrl,
     configure(c) {
       ctx = c;
       const { cfg } = c;
       store = new MessageStore(createDocumentClient(cfg.aws), cfg.aws.tableName);
       vendors = new Vendors(
         {
+          simulatorUrl: simulatorUrl,
           gatewayUrl: c.gatewayUrl,
           wechat: cfg.wechat && { token: cfg.wechat.token, appId: cfg.wechat.appId, encodingAesKey: cfg.wechat.encodingAesKey, accountId: 'gh_simulator' },
           whatsapp: cfg.whatsapp && { appSecret: cfg.whatsapp.appSecret, phoneNumberId: cfg.whatsapp.phoneNumberId },
-          twilio: cfg.twilio && { accountSid: cfg.twilio.accountSid, authToken: cfg.twilio.authToken, number: cfg.twilio.from || '+15550001000', publicBaseUrl: cfg.publicBaseUrl },
+          twilio: cfg.twilio && { accountSid: cfg.twilio.accountSid, authToken: cfg.twilio.authToken, number: cfg.twilio.from || '+15550001000', publicBaseUrl: cfg.publicBaseUrl, apiBase: cfg.twilio.apiBase },
           wechatLimitMs: c.wechatLimitMs ?? 5000,
           wechatDeliveries: cfg.wechat?.deliveries ?? 3,
         },
         convs,
       );
       standIns = new StandIns(
+        simulatorUrl,
         {
           wechat: c.simulated.wechat && cfg.wechat ? { appId: cfg.wechat.appId, appSecret: cfg.wechat.appSecret } : undefined,
           whatsapp: c.simulated.whatsapp && cfg.whatsapp ? { accessToken: cfg.whatsapp.accessToken, phoneNumberId: cfg.whatsapp.phoneNumberId } : undefined,
@@ -327,6 +343,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
         },
         convs,
         lineOf,
+        (conv) => answering.get(conv),
       );
     },
     observeWorker,

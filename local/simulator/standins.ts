@@ -6,6 +6,8 @@
  * the end user would see it, and in the timeline of their newest message.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Conversation, Conversations, Line } from './conversations';
 
@@ -14,6 +16,22 @@ export interface StandInSettings {
   wechat: { appId: string; appSecret: string } | undefined;
   whatsapp: { accessToken: string; phoneNumberId: string } | undefined;
   twilio: { accountSid: string; authToken: string } | undefined;
+}
+
+/** The sample files, by the media id the vendors' webhooks name them with (vendors.ts). */
+const SAMPLES: Readonly<Record<string, { file: string; type: string; filename: string }>> = {
+  SIMMEDIAphoto: { file: 'photo.jpg', type: 'image/jpeg', filename: 'photo.jpg' },
+  SIMMEDIAvoice: { file: 'voice.amr', type: 'audio/amr', filename: 'voice.amr' },
+};
+
+/** Serves sample `id` as a download, or answers false when there is none by that id. */
+function sendSample(res: ServerResponse, id: string): boolean {
+  const sample = SAMPLES[id];
+  if (!sample) return false;
+  const bytes = readFileSync(join(__dirname, 'samples', sample.file));
+  res.writeHead(200, { 'content-type': sample.type, 'content-length': String(bytes.length), 'content-disposition': `attachment; filename="${sample.filename}"` });
+  res.end(bytes);
+  return true;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -50,13 +68,22 @@ export class StandIns {
   private partsTo = new Map<string, number>();
 
   /**
+   * @param simulatorUrl - where the simulator listens (Graph media URLs point there).
    * @param lineOf - the line a message id the simulator sent belongs to (read receipts name it).
+   * @param answering - the line of `conv` the worker is answering now, if any.
    */
   constructor(
+    private readonly simulatorUrl: string,
     private readonly settings: StandInSettings,
     private readonly convs: Conversations,
     private readonly lineOf: (messageId: string) => { conv: Conversation; line: Line } | undefined,
+    private readonly answering: (conv: Conversation) => Line | undefined,
   ) {}
+
+  /** The message an outbound call answers: the one the worker is on, else the newest (calls name only the recipient). */
+  private lineFor(conv: Conversation): Line | undefined {
+    return this.answering(conv) ?? this.convs.lastUserLine(conv);
+  }
 
   handle(req: IncomingMessage, res: ServerResponse, url: URL, body: Buffer): boolean {
     if (url.pathname.startsWith('/wechat-api/')) return this.wechat(req, res, url, body), true;
@@ -90,6 +117,10 @@ export class StandIns {
     if (url.searchParams.get('access_token') !== this.wechatToken || this.wechatToken === '') {
       return json(res, 200, { errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest' });
     }
+    if (path === '/cgi-bin/media/get') {
+      if (!sendSample(res, url.searchParams.get('media_id') ?? '')) json(res, 200, { errcode: 40007, errmsg: 'invalid media_id' });
+      return;
+    }
     const parsed = parseJson(body);
     const touser = str(parsed?.touser);
     const conv = this.convs.findByVendorId(['wechat'], touser);
@@ -97,7 +128,7 @@ export class StandIns {
       if (!conv) return json(res, 200, { errcode: 40003, errmsg: 'invalid openid' });
       const typing = str(parsed?.command) === 'Typing';
       this.convs.setTyping(conv, typing);
-      const line = this.convs.lastUserLine(conv);
+      const line = this.lineFor(conv);
       if (line) this.convs.step(conv, line, `custom/typing ${typing ? 'Typing' : 'CancelTyping'}`);
       return json(res, 200, { errcode: 0, errmsg: 'ok' });
     }
@@ -106,7 +137,7 @@ export class StandIns {
       const msgtype = str(parsed?.msgtype);
       const content = str(field(parsed, 'text', 'content'));
       if (msgtype !== 'text' || content === '') return json(res, 200, { errcode: 40008, errmsg: 'invalid message type' });
-      const line = this.convs.lastUserLine(conv);
+      const line = this.lineFor(conv);
       const part = line ? this.part(touser, line.id) : 1;
       if (line) this.convs.step(conv, line, `custom/send part ${part} (${Buffer.byteLength(content, 'utf8')} bytes)`);
       this.convs.add(conv, 'bot', content, `customer-service message, part ${part}`);
@@ -121,6 +152,19 @@ export class StandIns {
     const match = /^\/graph\/v\d+\.\d+\/(\d+)\/messages$/.exec(url.pathname);
     if (!whatsapp || req.headers.authorization !== `Bearer ${whatsapp.accessToken}`) {
       return json(res, 401, { error: { message: 'Invalid OAuth access token - Cannot parse access token', type: 'OAuthException', code: 190, fbtrace_id: 'SIM' } });
+    }
+    // Media: the id resolves to a short-lived URL, downloaded with the same bearer token
+    // (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#retrieve-media-url).
+    const mediaDownload = /^\/graph\/media\/([A-Za-z0-9]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && mediaDownload?.[1] !== undefined) {
+      if (!sendSample(res, mediaDownload[1])) json(res, 404, { error: { message: 'media not found', type: 'OAuthException', code: 100, fbtrace_id: 'SIM' } });
+      return;
+    }
+    const mediaInfo = /^\/graph\/v\d+\.\d+\/([A-Za-z0-9]+)$/.exec(url.pathname);
+    const sample = mediaInfo?.[1] === undefined ? undefined : SAMPLES[mediaInfo[1]];
+    if (req.method === 'GET' && mediaInfo?.[1] !== undefined && sample) {
+      const size = readFileSync(join(__dirname, 'samples', sample.file)).length;
+      return json(res, 200, { messaging_product: 'whatsapp', url: `${this.simulatorUrl}/graph/media/${mediaInfo[1]}`, mime_type: sample.type, sha256: mediaInfo[1], file_size: size, id: mediaInfo[1] });
     }
     if (!match || match[1] !== whatsapp.phoneNumberId) {
       return json(res, 400, { error: { message: `Unsupported request: ${url.pathname}`, type: 'GraphMethodException', code: 100, fbtrace_id: 'SIM' } });
@@ -150,7 +194,7 @@ export class StandIns {
     else if (type === 'template') shown = `[template "${str(field(parsed, 'template', 'name'))}" (${str(field(parsed, 'template', 'language', 'code'))})]`;
     else return json(res, 400, { error: { message: `(#100) Unsupported message type ${type}`, type: 'OAuthException', code: 100, fbtrace_id: 'SIM' } });
     const id = `wamid.SIMOUT${randomBytes(12).toString('hex').toUpperCase()}`;
-    const line = this.convs.lastUserLine(conv);
+    const line = this.lineFor(conv);
     const part = line ? this.part(to, line.id) : 1;
     if (line) this.convs.step(conv, line, `Graph /messages ${type} part ${part} (${Array.from(shown).length} chars)`);
     this.convs.add(conv, 'bot', shown, type === 'template' ? 'template (24 h window closed)' : `Graph /messages, part ${part}`);
@@ -165,6 +209,8 @@ export class StandIns {
     if (!twilio || req.headers.authorization !== expected) {
       return json(res, 401, { code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
     }
+    const media = /\/Messages\/[A-Za-z0-9]+\/Media\/([A-Za-z0-9]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && media?.[1] !== undefined && url.pathname.startsWith(`/twilio/2010-04-01/Accounts/${twilio.accountSid}/`) && sendSample(res, media[1])) return;
     if (req.method !== 'POST' || url.pathname !== `/twilio/2010-04-01/Accounts/${twilio.accountSid}/Messages.json`) {
       return json(res, 404, { code: 20404, message: 'The requested resource was not found', status: 404 });
     }
@@ -177,7 +223,7 @@ export class StandIns {
     if (text === '' && contentSid === '') return json(res, 400, { code: 21602, message: 'Message body is required.', status: 400 });
     if (Array.from(text).length > 1600) return json(res, 400, { code: 21617, message: 'The concatenated message body exceeds the 1600 character limit.', status: 400 });
     const sid = `SM${randomBytes(16).toString('hex')}`;
-    const line = this.convs.lastUserLine(conv);
+    const line = this.lineFor(conv);
     const part = line ? this.part(to, line.id) : 1;
     if (line) this.convs.step(conv, line, `Twilio Messages.json part ${part} (${Array.from(text).length} chars)`);
     this.convs.add(conv, 'bot', contentSid !== '' ? `[template ${contentSid}]` : text, `Twilio Messages.json, part ${part}`);

@@ -8,21 +8,29 @@ import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks';
 import { aesKeyFromEncodingAesKey, decryptAndCheck, encrypt } from '../../lib/channels/wechat/crypto';
 import { wechatSignature } from '../../lib/channels/wechat/signature';
 import { signMetaBody } from '../../lib/channels/whatsapp/signature';
-import { sampleTextWebhook } from '../../lib/channels/whatsapp/samples';
+import { metaJson, sampleTextWebhook, webhookEnvelope } from '../../lib/channels/whatsapp/samples';
 import type { Conversation, Conversations, Line } from './conversations';
 
 /** What the vendors need to know about the gateway they call. */
 export interface VendorSettings {
+  /** Where the simulator listens (its media URLs). */
+  simulatorUrl: string;
   /** Where the gateway listens, e.g. `http://127.0.0.1:3000`. */
   gatewayUrl: string;
   wechat: { token: string; appId: string; encodingAesKey: string; accountId: string } | undefined;
   whatsapp: { appSecret: string; phoneNumberId: string } | undefined;
-  twilio: { accountSid: string; authToken: string; number: string; publicBaseUrl: string } | undefined;
+  twilio: { accountSid: string; authToken: string; number: string; publicBaseUrl: string; apiBase: string } | undefined;
   /** How long WeChat waits for one delivery (5 s, https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html). */
   wechatLimitMs: number;
   /** Deliveries WeChat makes of one message (three). */
   wechatDeliveries: number;
 }
+
+/** A sample file the simulated user can send (served by the stand-ins as the vendor's media). */
+export type SampleMedia = 'image' | 'voice';
+
+/** The vendor media id of each sample (WeChat MediaId, Graph media id). */
+export const SAMPLE_MEDIA_IDS: Readonly<Record<SampleMedia, string>> = { image: 'SIMMEDIAphoto', voice: 'SIMMEDIAvoice' };
 
 /** What WeChat shows the user after three failed deliveries. */
 export const WECHAT_UNAVAILABLE = '该公众号暂时无法提供服务，请稍后再试 (WeChat shows this when all deliveries failed)';
@@ -58,17 +66,23 @@ export class Vendors {
   ) {}
 
   /** WeChat: a text message, delivered up to three times, each delivery given WeChat's limit. */
-  async wechatText(conv: Conversation, line: Line, text: string, safeMode: boolean): Promise<void> {
+  async wechatText(conv: Conversation, line: Line, text: string, safeMode: boolean, media?: SampleMedia): Promise<void> {
     const wechat = this.settings.wechat;
     if (!wechat) return this.unavailable(conv, line, 'WeChat is not enabled on the gateway');
     if (safeMode && wechat.encodingAesKey === '') return this.unavailable(conv, line, 'safe mode needs WECHAT_ENCODING_AES_KEY (and WECHAT_APP_ID)');
     const id = msgId();
     this.lineOfMsgKey.set(id, { conv, line });
     const createTime = Math.floor(Date.now() / 1000);
+    // https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html
+    const payload =
+      media === 'image'
+        ? `<MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[${this.settings.simulatorUrl}/samples/photo.jpg]]></PicUrl><MediaId><![CDATA[${SAMPLE_MEDIA_IDS.image}]]></MediaId>`
+        : media === 'voice'
+          ? `<MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[${SAMPLE_MEDIA_IDS.voice}]]></MediaId><Format><![CDATA[amr]]></Format>`
+          : `<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${text.replaceAll(']]>', ']]]]><![CDATA[>')}]]></Content>`;
     const plain =
       `<xml><ToUserName><![CDATA[${wechat.accountId}]]></ToUserName><FromUserName><![CDATA[${conv.vendorId}]]></FromUserName>` +
-      `<CreateTime>${createTime}</CreateTime><MsgType><![CDATA[text]]></MsgType>` +
-      `<Content><![CDATA[${text.replaceAll(']]>', ']]]]><![CDATA[>')}]]></Content><MsgId>${id}</MsgId></xml>`;
+      `<CreateTime>${createTime}</CreateTime>${payload}<MsgId>${id}</MsgId></xml>`;
     for (let attempt = 1; attempt <= this.settings.wechatDeliveries; attempt++) {
       const started = Date.now();
       const timestamp = String(Math.floor(started / 1000));
@@ -137,12 +151,30 @@ export class Vendors {
   }
 
   /** WhatsApp: a Cloud API `messages` webhook, signed with the app secret. */
-  async whatsappText(conv: Conversation, line: Line, text: string): Promise<void> {
+  async whatsappText(conv: Conversation, line: Line, text: string, media?: SampleMedia): Promise<void> {
     const whatsapp = this.settings.whatsapp;
     if (!whatsapp) return this.unavailable(conv, line, 'WhatsApp is not enabled on the gateway');
     const wamid = `wamid.SIM${randomBytes(12).toString('hex').toUpperCase()}`;
     this.lineOfMsgKey.set(wamid, { conv, line });
-    const body = sampleTextWebhook({ phoneNumberId: whatsapp.phoneNumberId, from: conv.vendorId, text, id: wamid, profileName: conv.user });
+    // https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-examples
+    const body =
+      media === undefined
+        ? sampleTextWebhook({ phoneNumberId: whatsapp.phoneNumberId, from: conv.vendorId, text, id: wamid, profileName: conv.user })
+        : metaJson(
+            webhookEnvelope(whatsapp.phoneNumberId, {
+              contacts: [{ profile: { name: conv.user }, wa_id: conv.vendorId }],
+              messages: [
+                {
+                  from: conv.vendorId,
+                  id: wamid,
+                  timestamp: String(Math.floor(Date.now() / 1000)),
+                  ...(media === 'image'
+                    ? { type: 'image', image: { mime_type: 'image/jpeg', sha256: SAMPLE_MEDIA_IDS.image, id: SAMPLE_MEDIA_IDS.image } }
+                    : { type: 'audio', audio: { mime_type: 'audio/amr', sha256: SAMPLE_MEDIA_IDS.voice, id: SAMPLE_MEDIA_IDS.voice, voice: true } }),
+                },
+              ],
+            }),
+          );
     const started = Date.now();
     this.convs.step(conv, line, 'Meta webhook → POST /whatsapp (X-Hub-Signature-256)');
     try {
@@ -177,7 +209,7 @@ export class Vendors {
   }
 
   /** SMS: Twilio's messaging webhook. */
-  async smsText(conv: Conversation, line: Line, text: string): Promise<void> {
+  async smsText(conv: Conversation, line: Line, text: string, media?: SampleMedia): Promise<void> {
     const twilio = this.settings.twilio;
     if (!twilio) return this.unavailable(conv, line, 'Twilio is not enabled on the gateway');
     const messageSid = `SM${randomBytes(16).toString('hex')}`;
@@ -185,10 +217,10 @@ export class Vendors {
     const params: Record<string, string> = {
       ToCountry: 'US',
       SmsMessageSid: messageSid,
-      NumMedia: '0',
+      NumMedia: media === undefined ? '0' : '1',
       SmsSid: messageSid,
       SmsStatus: 'received',
-      Body: text,
+      Body: media === undefined ? text : '',
       To: twilio.number,
       NumSegments: '1',
       MessageSid: messageSid,
@@ -196,6 +228,11 @@ export class Vendors {
       From: conv.vendorId,
       ApiVersion: '2010-04-01',
     };
+    if (media !== undefined) {
+      // An MMS: the media lives on Twilio's API, behind the account's credentials.
+      params.MediaUrl0 = `${twilio.apiBase}/2010-04-01/Accounts/${twilio.accountSid}/Messages/${messageSid}/Media/${SAMPLE_MEDIA_IDS[media]}`;
+      params.MediaContentType0 = media === 'image' ? 'image/jpeg' : 'audio/amr';
+    }
     const started = Date.now();
     this.convs.step(conv, line, 'Twilio webhook → POST /twilio/messaging (X-Twilio-Signature)');
     try {

@@ -3,6 +3,8 @@
 'use strict';
 
 const CHANNEL_NAMES = { wechat: 'WeChat', whatsapp: 'WhatsApp', sms: 'SMS', voice: 'Voice' };
+// Which channels take which sample files (SMS: MMS pictures; a call has no attachments).
+const MEDIA = { image: ['wechat', 'whatsapp', 'sms'], voice: ['wechat', 'whatsapp'] };
 const STORE_KEY = 'llm-gateway-simulator-panels';
 let config;
 let panelCount = 0;
@@ -61,6 +63,8 @@ function applyChannel(panel) {
   const { channel } = panel.state;
   panel.querySelector('.wechat-options').hidden = channel !== 'wechat';
   panel.querySelector('.hangup').hidden = channel !== 'voice';
+  panel.querySelector('.send-image').hidden = !MEDIA.image.includes(channel);
+  panel.querySelector('.send-voice').hidden = !MEDIA.voice.includes(channel);
   panel.querySelector('.who').textContent = `${panel.state.user} · ${CHANNEL_NAMES[channel]}`;
   panel.querySelector('.message').placeholder = channel === 'voice' ? 'Say something (the call starts on the first Send)' : 'Message';
   panel.querySelector('.screen').dataset.channel = channel;
@@ -130,6 +134,16 @@ function addPanel(state) {
     }
     poll(panel);
   });
+  for (const media of ['image', 'voice']) {
+    panel.querySelector(`.send-${media}`).addEventListener('click', async () => {
+      try {
+        await api('/api/send', { channel: panel.state.channel, user: panel.state.user, media, safeMode: panel.state.safeMode });
+      } catch (err) {
+        alert(`Could not send: ${err.message}`);
+      }
+      poll(panel);
+    });
+  }
   panel.querySelector('.hangup').addEventListener('click', () => api('/api/hangup', { user: panel.state.user }).then(() => poll(panel)));
   panel.querySelector('.remove').addEventListener('click', () => {
     panel.remove();
