@@ -110,7 +110,8 @@ export class Vendors {
         status = res.status;
         reply = await res.text();
       } catch (err) {
-        const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+        // Checked by name: the DOMException fetch throws is not an Error of every realm.
+        const timedOut = typeof err === 'object' && err !== null && 'name' in err && (err.name === 'TimeoutError' || err.name === 'AbortError');
         this.convs.step(conv, line, `delivery ${attempt}: ${timedOut ? `no answer within ${this.settings.wechatLimitMs / 1000} s, WeChat gives up on it` : `failed: ${String(err)}`}`);
         continue;
       }
