@@ -47,6 +47,11 @@ export interface Conversation {
   lines: Line[];
   /** The vendor's typing indicator is on. */
   typing: boolean;
+  /**
+   * WhatsApp: pretend 24 h have passed since the user last wrote, so free-form messages fail
+   * with 131047 and only templates get through.
+   */
+  windowClosed: boolean;
   /** Bumped on every change, so the page can skip unchanged polls. */
   version: number;
 }
@@ -85,7 +90,7 @@ export class Conversations {
     const key = `${channel}:${user}`;
     let conv = this.byKey.get(key);
     if (!conv) {
-      conv = { channel, user, vendorId: vendorIdOf(channel, user), lines: [], typing: false, version: 0 };
+      conv = { channel, user, vendorId: vendorIdOf(channel, user), lines: [], typing: false, windowClosed: false, version: 0 };
       this.byKey.set(key, conv);
     }
     return conv;
@@ -122,6 +127,11 @@ export class Conversations {
 
   setTyping(conv: Conversation, typing: boolean): void {
     conv.typing = typing;
+    conv.version++;
+  }
+
+  setWindowClosed(conv: Conversation, closed: boolean): void {
+    conv.windowClosed = closed;
     conv.version++;
   }
 

@@ -23,6 +23,9 @@ export const LOCAL_WHATSAPP = {
   WHATSAPP_PHONE_NUMBER_ID: '100000000000001',
 } as const;
 
+/** The re-engagement template of the simulated WhatsApp account. */
+export const LOCAL_REENGAGE_TEMPLATE = 'local_reengage';
+
 /** Local Twilio settings (the account SID only has to look like one). */
 export const LOCAL_TWILIO = {
   TWILIO_ACCOUNT_SID: 'AC00000000000000000000000000000001',
@@ -57,6 +60,8 @@ export function simulatorEnv(env: Env, simulatorUrl: string, gatewayUrl: string)
   }
   if (unset(env, Object.keys(LOCAL_WHATSAPP))) {
     Object.assign(add, LOCAL_WHATSAPP, { WHATSAPP_GRAPH_BASE: `${simulatorUrl}/graph` });
+    // The simulated account has a re-engagement template, so the 24 h fallback can be seen.
+    if (unset(env, ['WHATSAPP_REENGAGE_TEMPLATE'])) add.WHATSAPP_REENGAGE_TEMPLATE = LOCAL_REENGAGE_TEMPLATE;
     simulated.whatsapp = true;
   }
   if (unset(env, ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM', 'TWILIO_MESSAGING_SERVICE_SID'])) {

@@ -9,6 +9,7 @@
  * - `GET /api/config`: which channels work and how WeChat is set up.
  * - `GET /api/conversation?channel=&user=`: one conversation (lines, timelines, typing).
  * - `POST /api/send {channel, user, text, safeMode}`: the simulated user sends `text`.
+ * - `POST /api/window {user, closed}`: WhatsApp's 24 h window of the user, closed or open.
  * - `POST /api/hangup {user}`: ends the user's call. `POST /api/clear {channel, user}`: clears the view.
  */
 import { readFileSync } from 'node:fs';
@@ -154,6 +155,11 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     const user = input.user;
     if (!isUserName(user)) return json(res, 400, { error: 'user must be 1-24 of A-Z a-z 0-9 _ -' });
     if (url.pathname === '/api/hangup') return json(res, 200, { ended: vendors.hangUp(convs.get('voice', user)) });
+    if (url.pathname === '/api/window') {
+      if (typeof input.closed !== 'boolean') return json(res, 400, { error: 'closed must be true or false' });
+      convs.setWindowClosed(convs.get('whatsapp', user), input.closed);
+      return json(res, 200, { closed: input.closed });
+    }
     const channel = input.channel;
     if (!isSimChannel(channel)) return json(res, 400, { error: 'channel must be wechat, whatsapp, sms or voice' });
     const conv = convs.get(channel, user);

@@ -189,6 +189,20 @@ export class StandIns {
     const conv = this.convs.findByVendorId(['whatsapp'], to.replace(/^\+/, ''));
     if (!conv) return json(res, 400, { error: { message: '(#131030) Recipient phone number not in allowed list', type: 'OAuthException', code: 131030, fbtrace_id: 'SIM' } });
     const type = str(parsed.type);
+    if (type !== 'template' && conv.windowClosed) {
+      // https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes (131047)
+      const line = this.lineFor(conv);
+      if (line) this.convs.step(conv, line, `Graph /messages ${type} → error 131047 (24 h window closed)`);
+      return json(res, 400, {
+        error: {
+          message: '(#131047) Re-engagement message',
+          type: 'OAuthException',
+          code: 131047,
+          error_data: { messaging_product: 'whatsapp', details: 'Message failed to send because more than 24 hours have passed since the customer last replied to this number.' },
+          fbtrace_id: 'SIM',
+        },
+      });
+    }
     let shown: string;
     if (type === 'text') shown = str(field(parsed, 'text', 'body'));
     else if (type === 'template') shown = `[template "${str(field(parsed, 'template', 'name'))}" (${str(field(parsed, 'template', 'language', 'code'))})]`;

@@ -56,6 +56,7 @@ function render(panel, conv) {
     chat.append(li);
   }
   panel.querySelector('.typing').hidden = !conv.typing;
+  panel.querySelector('.window-closed').checked = conv.windowClosed;
   if (nearBottom) chat.scrollTop = chat.scrollHeight;
 }
 
@@ -63,6 +64,7 @@ function applyChannel(panel) {
   const { channel } = panel.state;
   panel.querySelector('.wechat-options').hidden = channel !== 'wechat';
   panel.querySelector('.hangup').hidden = channel !== 'voice';
+  panel.querySelector('.whatsapp-options').hidden = channel !== 'whatsapp';
   panel.querySelector('.send-image').hidden = !MEDIA.image.includes(channel);
   panel.querySelector('.send-voice').hidden = !MEDIA.voice.includes(channel);
   panel.querySelector('.who').textContent = `${panel.state.user} · ${CHANNEL_NAMES[channel]}`;
@@ -144,6 +146,9 @@ function addPanel(state) {
       poll(panel);
     });
   }
+  const windowClosed = panel.querySelector('.window-closed');
+  windowClosed.title = 'Pretend 24 h have passed since this user wrote: free-form answers fail (131047) and the re-engagement template is sent';
+  windowClosed.addEventListener('change', () => api('/api/window', { user: panel.state.user, closed: windowClosed.checked }).then(() => poll(panel)));
   panel.querySelector('.hangup').addEventListener('click', () => api('/api/hangup', { user: panel.state.user }).then(() => poll(panel)));
   panel.querySelector('.remove').addEventListener('click', () => {
     panel.remove();

@@ -252,6 +252,36 @@ describe('channel simulator server', () => {
       expect(stranger.status).toBe(400);
     });
 
+    it('with the 24 h window closed, refuses free-form messages with 131047 and shows the template', async () => {
+      // Arrange
+      const whatsapp = cfg.whatsapp;
+      if (!whatsapp) throw new Error('no whatsapp');
+      onRequest = (_req, _body, res) => res.writeHead(200).end();
+      await api('/api/send', { channel: 'whatsapp', user: 'late', text: 'hello?' });
+      const { vendorId } = await until('whatsapp', 'late', (c) => steps(c).some((s) => s.startsWith('webhook: HTTP 200')));
+      const graph = `${sim.url}/graph/${whatsapp.graphVersion}/${whatsapp.phoneNumberId}/messages`;
+      const auth = { authorization: `Bearer ${whatsapp.accessToken}`, 'content-type': 'application/json' };
+
+      // Act
+      const closed = await api('/api/window', { user: 'late', closed: true });
+      const text = await fetch(graph, { method: 'POST', headers: auth, body: JSON.stringify({ messaging_product: 'whatsapp', to: vendorId, type: 'text', text: { body: 'too late' } }) });
+      const template = await fetch(graph, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ messaging_product: 'whatsapp', to: vendorId, type: 'template', template: { name: whatsapp.reengageTemplate, language: { code: 'en_US' } } }),
+      });
+      const conv = await conversation('whatsapp', 'late');
+
+      // Assert
+      expect(closed.body).toEqual({ closed: true });
+      expect(conv.windowClosed).toBe(true);
+      expect(text.status).toBe(400);
+      expect(await text.json()).toMatchObject({ error: { code: 131047 } });
+      expect(template.status).toBe(200);
+      expect(bot(conv)).toEqual(['[template "local_reengage" (en_US)]']);
+      expect(steps(conv)).toContain('Graph /messages text → error 131047 (24 h window closed)');
+    });
+
     it('serves the sample image through the two-step media download', async () => {
       // Arrange
       const whatsapp = cfg.whatsapp;
@@ -344,6 +374,7 @@ describe('channel simulator server', () => {
       [{ channel: 'sms', user: 'u', text: '   ' }, /text must be/],
       [{ channel: 'sms', user: 'u', media: 'voice' }, /sms has no voice/],
       [{ channel: 'voice', user: 'u', media: 'image' }, /voice has no image/],
+      [{ channel: 'sms', user: 'u', media: 'video' }, /media must be image or voice/],
     ])('refuses %j with a clear error and sends nothing', async (body, error) => {
       const res = await api('/api/send', body);
 
