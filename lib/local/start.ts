@@ -181,7 +181,11 @@ async function main(): Promise<void> {
     if (simulatorOn) {
       // The simulator listens first: the local settings point the channels' APIs at it.
       const simHost = merged.HOST?.trim() || 'localhost';
-      simulator = await startSimulator({ host: simHost, port: positiveInt(merged.SIMULATOR_PORT, 'SIMULATOR_PORT', 3100) });
+      const simPort = positiveInt(merged.SIMULATOR_PORT, 'SIMULATOR_PORT', 3100);
+      simulator = await startSimulator({ host: simHost, port: simPort }).catch((err: unknown) => {
+        const inUse = typeof err === 'object' && err !== null && 'code' in err && err.code === 'EADDRINUSE';
+        throw inUse ? new ConfigError(`the simulator's port ${simPort} is in use: set SIMULATOR_PORT, or SIMULATOR=off`) : err;
+      });
       const gatewayHost = simHost === '0.0.0.0' || simHost === '::' ? '127.0.0.1' : simHost;
       const sim = simulatorEnv(merged, simulator.url, `http://${gatewayHost}:${merged.PORT?.trim() || '3000'}`);
       merged = { ...merged, ...sim.add };
