@@ -55,7 +55,7 @@ describe('channel simulator (local/simulator) in a browser against npm start', (
   /** The user types `text` into Message and presses Send. */
   async function send(page: Page, text: string): Promise<void> {
     await page.getByRole('textbox', { name: 'Message' }).fill(text);
-    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
   }
 
   /** Waits until the conversation shows a bubble from the gateway containing `text`. */
@@ -158,6 +158,13 @@ describe('channel simulator (local/simulator) in a browser against npm start', (
     expect(await page.locator('.line.bot').count()).toBeGreaterThanOrEqual(2);
     await page.locator('.timeline', { hasText: 'Graph /messages text part 2' }).waitFor();
     await page.locator('.line.user .meta', { hasText: 'read' }).waitFor();
+    //    A voice message: the worker downloads the sample through the Graph media stand-in.
+    await page.getByRole('button', { name: 'Send voice' }).click();
+    await botSays(page, 'You said: (voice message');
+    //    Once the 24 h window is closed, Meta refuses free-form text and the template goes out.
+    await page.getByRole('checkbox', { name: '24 h window closed' }).check();
+    await send(page, 'are you still there?');
+    await botSays(page, '[template "local_reengage"');
 
     // 4. SMS: answered through Twilio's Messages.json.
     await switchTo(page, 'SMS', 'sam');
