@@ -105,6 +105,14 @@ describe('channel simulator (local/simulator) in a browser against npm start', (
       TWILIO_MESSAGING_SERVICE_SID: '',
       // Meta's pair rate limit spaces parts 6 s apart; 1 s keeps the test short.
       WHATSAPP_PAIR_INTERVAL_MS: '1000',
+      // The gateway answers a delivery 3.5 s after it arrived instead of 4.5 s: WeChat's 5 s stay
+      // real, and a loaded machine gets 1.5 s rather than 0.5 s to carry the reply back.
+      WECHAT_REPLY_WAIT_MS: '3500',
+      WECHAT_DELIVERIES: '',
+      WECHAT_FETCH_KEYWORD: '',
+      DEV_LLM_SLOW_MS: '20000',
+      DEV_LLM_CHUNK_DELAY_MS: '60',
+      SIMULATOR: '',
     });
     child = spawn(process.execPath, [require.resolve('tsx/cli'), 'lib/local/start.ts'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
