@@ -8,8 +8,6 @@ import { createHash } from 'node:crypto';
 /** The channels of the picker. SMS and Voice both go through Twilio. */
 export type SimChannel = 'wechat' | 'whatsapp' | 'sms' | 'voice';
 
-export const SIM_CHANNELS: readonly SimChannel[] = ['wechat', 'whatsapp', 'sms', 'voice'];
-
 export function isSimChannel(value: unknown): value is SimChannel {
   return value === 'wechat' || value === 'whatsapp' || value === 'sms' || value === 'voice';
 }

@@ -77,6 +77,13 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
+class BodyTooLargeError extends Error {
+  constructor() {
+    super(`request body over ${MAX_BODY_BYTES} bytes`);
+    this.name = 'BodyTooLargeError';
+  }
+}
+
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -84,8 +91,9 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        reject(new Error('body too large'));
-        req.destroy();
+        reject(new BodyTooLargeError());
+        // Stop reading; the 413 still goes out on this socket.
+        req.pause();
         return;
       }
       chunks.push(chunk);
@@ -310,7 +318,9 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
         json(res, 404, { error: 'not found' });
       })
       .catch((err: unknown) => {
-        if (!res.headersSent) json(res, 500, { error: err instanceof Error ? err.message : String(err) });
+        if (res.headersSent) return;
+        if (err instanceof BodyTooLargeError) json(res, 413, { error: err.message });
+        else json(res, 500, { error: err instanceof Error ? err.message : String(err) });
       });
   });
   await new Promise<void>((resolve, reject) => {

@@ -383,6 +383,13 @@ describe('channel simulator server', () => {
       expect(received).toHaveLength(0);
     });
 
+    it('refuses a body over 1 MiB with 413', async () => {
+      const res = await fetch(`${sim.url}/api/send`, { method: 'POST', body: JSON.stringify({ channel: 'sms', user: 'big', text: 'x'.repeat(1_100_000) }) });
+
+      expect(res.status).toBe(413);
+      expect(received).toHaveLength(0);
+    });
+
     it('serves the page and its files, and nothing else from disk', async () => {
       const page = await fetch(`${sim.url}/`);
       const script = await fetch(`${sim.url}/app.js`);
