@@ -139,6 +139,12 @@ describe('channel simulator (local/simulator) in a browser against npm start', (
     await send(page, 'hello from the browser');
     await botSays(page, 'You said: hello from the browser');
     await page.locator('.timeline', { hasText: 'passive reply after' }).first().waitFor();
+    //    The same in safe mode: encrypted both ways, and the gateway remembers the first turn.
+    await page.getByRole('checkbox', { name: 'Safe mode (encrypted)' }).check();
+    await send(page, 'and now encrypted');
+    await botSays(page, 'You said: and now encrypted. (2 earlier turns remembered)');
+    await page.locator('.timeline', { hasText: 'bytes, encrypted)' }).first().waitFor();
+    await page.getByRole('checkbox', { name: 'Safe mode (encrypted)' }).uncheck();
 
     // 2. WeChat, slow answer: three deliveries time out at 5 s, the last one answers with the
     //    "reply 1" note, and the answer arrives when the user sends "1".
