@@ -57,6 +57,8 @@ export interface LlmConfig {
   minCallTimeMs: number;
   /** Stored conversation history budget in UTF-8 bytes, oldest turns dropped first (`HISTORY_MAX_BYTES`). */
   historyMaxBytes: number;
+  /** Pause before the first chunk of a `dev` answer to a message containing `/dev-slow`. */
+  devSlowMs: number;
 }
 
 /** Per-user limit of LLM-bound messages, shared by every worker through DynamoDB. */
@@ -295,6 +297,7 @@ function loadLlm(env: Env, usesLlm: boolean): LlmConfig {
     // DynamoDB items stop at 400 KB (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html);
     // the cap keeps memory far below it with room for the item's other attributes.
     historyMaxBytes: int(env, 'HISTORY_MAX_BYTES', 64 * 1024, 1024, 256 * 1024),
+    devSlowMs: int(env, 'DEV_LLM_SLOW_MS', 20_000, 0, 120_000),
   };
 }
 

@@ -9,6 +9,11 @@ import type { LlmBackend, LlmEvent, LlmRequest } from './types';
 export const DEV_LABEL = '[dev LLM — no API key configured]';
 /** Put this in the message to get a long answer (several thousand characters) for paging demos. */
 export const DEV_LONG_MARKER = '/dev-long';
+/**
+ * Put this in the message to make the answer wait {@link DevBackendOptions.slowMs} before its
+ * first chunk: longer than WeChat's three deliveries, so the "reply 1" path can be seen.
+ */
+export const DEV_SLOW_MARKER = '/dev-slow';
 /** Minimum number of chunks an answer is streamed in. */
 export const DEV_MIN_CHUNKS = 4;
 
@@ -16,6 +21,8 @@ export const DEV_MIN_CHUNKS = 4;
 export interface DevBackendOptions {
   /** Pause between chunks, to imitate a model streaming (0 for none). */
   chunkDelayMs: number;
+  /** Pause before the first chunk of a {@link DEV_SLOW_MARKER} answer (default 0). */
+  slowMs?: number;
   sleep(ms: number): Promise<void>;
 }
 
@@ -61,6 +68,8 @@ export function splitIntoChunks(text: string, minChunks: number = DEV_MIN_CHUNKS
 export function createDevBackend(opts: DevBackendOptions): LlmBackend {
   async function* stream(request: LlmRequest, signal?: AbortSignal): AsyncGenerator<LlmEvent> {
     const chunks = splitIntoChunks(devAnswer(request));
+    const slowMs = opts.slowMs ?? 0;
+    if (slowMs > 0 && request.text.includes(DEV_SLOW_MARKER)) await opts.sleep(slowMs);
     for (const [index, chunk] of chunks.entries()) {
       if (signal?.aborted) return;
       if (index > 0 && opts.chunkDelayMs > 0) await opts.sleep(opts.chunkDelayMs);

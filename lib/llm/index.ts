@@ -27,6 +27,6 @@ export function createLlmBackend(cfg: LlmConfig, deps: LlmDeps): LlmBackend {
       // Dify's chat-messages API takes no token cap: the app's model settings hold it.
       return createDifyBackend(cfg.dify, deps, { idleTimeoutMs: cfg.streamIdleTimeoutMs });
     case 'dev':
-      return createDevBackend({ chunkDelayMs: cfg.devChunkDelayMs, sleep: (ms) => deps.sleep(ms) });
+      return createDevBackend({ chunkDelayMs: cfg.devChunkDelayMs, slowMs: cfg.devSlowMs, sleep: (ms) => deps.sleep(ms) });
   }
 }

@@ -12,7 +12,10 @@
  * - LOCAL_DYNAMO_ENGINE: auto (default: DynamoDB Local when java is on PATH) | dynalite | dynamodb-local.
  * - LOCAL_VISIBILITY_TIMEOUT_SEC: job queue visibility timeout (default: queue.json's).
  * - LOCAL_WORKER_CONCURRENCY: worker batches run side by side (default 4; Lambda scales per group).
- * With no channel configured at all, WeChat is enabled with the token `local-dev-token`.
+ * - SIMULATOR (on): `off` serves no channel simulator; SIMULATOR_PORT (3100) is where it listens.
+ * With the simulator on (local/simulator/), every channel without settings gets local ones and
+ * its outbound API points at the simulator's stand-ins. With it off and no channel configured,
+ * WeChat is enabled with the token `local-dev-token`.
  *
  * Ctrl+C (SIGINT) or SIGTERM stops everything and exits 0; if serverless offline dies on its
  * own, the rest is torn down and the exit code is non-zero.
@@ -26,6 +29,8 @@ import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
 import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
 import { startEventSource, type EventSource } from './sqs-event-source';
+import { simulatorEnv, type SimulatedChannels } from '../../local/simulator/env';
+import { startSimulator, type Simulator } from '../../local/simulator/server';
 
 const STAGE = 'local';
 const ROOT = resolve(__dirname, '..', '..');
@@ -167,11 +172,28 @@ async function main(): Promise<void> {
   process.chdir(ROOT);
   let merged = readDotEnv(ROOT, process.env);
   let devWeChat = false;
+  const simulatorOn = !['off', '0', 'false'].includes((merged.SIMULATOR ?? '').trim().toLowerCase());
+  let simulator: Simulator | undefined;
+  let simulated: SimulatedChannels | undefined;
   let cfg: AppConfig;
   let engine: 'auto' | DynamoEngine;
   let visibilityTimeoutSec: number | undefined;
   let concurrency: number;
   try {
+    if (simulatorOn) {
+      // The simulator listens first: the local settings point the channels' APIs at it.
+      const simHost = merged.HOST?.trim() || 'localhost';
+      const simPort = positiveInt(merged.SIMULATOR_PORT, 'SIMULATOR_PORT', 3100);
+      simulator = await startSimulator({ host: simHost, port: simPort }).catch((err: unknown) => {
+        const inUse = typeof err === 'object' && err !== null && 'code' in err && err.code === 'EADDRINUSE';
+        throw inUse ? new ConfigError(`the simulator's port ${simPort} is in use: set SIMULATOR_PORT, or SIMULATOR=off`) : err;
+      });
+      const gatewayHost = simHost === '0.0.0.0' || simHost === '::' ? '127.0.0.1' : simHost;
+      const sim = simulatorEnv(merged, simulator.url, `http://${gatewayHost}:${merged.PORT?.trim() || '3000'}`);
+      merged = { ...merged, ...sim.add };
+      simulated = sim.simulated;
+      for (const [key, value] of Object.entries(sim.add)) process.env[key] = value;
+    }
     cfg = loadConfig(merged);
     if (enabledChannels(cfg).length === 0) {
       merged = { ...merged, WECHAT_TOKEN: LOCAL_WECHAT_TOKEN };
@@ -214,7 +236,7 @@ async function main(): Promise<void> {
     if (shuttingDown) return new Promise<never>(() => undefined);
     shuttingDown = true;
     log(`${why}; stopping…`);
-    await Promise.all([source?.stop(), deadLetterSource?.stop()]);
+    await Promise.all([source?.stop(), deadLetterSource?.stop(), simulator?.stop()]);
     sqsClient?.destroy();
     if (offline && offlineExit && offline.exitCode === null && offline.signalCode === null) {
       killGroup(offline, 'SIGINT');
@@ -333,7 +355,7 @@ async function main(): Promise<void> {
       queueUrl: resources.queueUrl,
       queueArn: resources.queueArn,
       region,
-      handler: worker.handler,
+      handler: simulator ? simulator.observeWorker(worker.handler) : worker.handler,
       batchSize: 5, // as serverless.yml
       waitTimeSec: 20,
       concurrency,
@@ -343,8 +365,10 @@ async function main(): Promise<void> {
 
     const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
     const url = `http://${clientHost}:${port}`;
+    simulator?.configure({ cfg: loadConfig({ ...merged, ...awsEnv, ...localEnv }), gatewayUrl: url, simulated: simulated ?? { wechat: false, whatsapp: false, twilio: false } });
     await waitForHttp(`${url}/health`, () => child.exitCode !== null || child.signalCode !== null, 120_000);
     if (!stopping()) process.stdout.write(banner(cfg, url, emulators, resources, Date.now() - started, devWeChat));
+    if (simulator && !stopping()) process.stdout.write(`Simulator: ${simulator.url}/\n`);
   } catch (err) {
     if (stopping()) return;
     process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

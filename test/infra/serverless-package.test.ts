@@ -249,6 +249,8 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
       // Bundled by esbuild: no node_modules shipped, no other function's code.
       expect(entries.filter((name) => name.startsWith('node_modules/'))).toEqual([]);
       expect(entries.filter((name) => name.startsWith('functions/') && name !== entry && !name.endsWith('.map'))).toEqual([]);
+      // The channel simulator is local only (npm start): never shipped.
+      expect(entries.filter((name) => name.startsWith('local/'))).toEqual([]);
       zips.push(zipName);
       sizes.push(`${zipName} ${(statSync(join(outDir, zipName)).size / 1024).toFixed(1)} KiB`);
     }

@@ -1,5 +1,5 @@
 import type { LlmConfig } from '../../lib/config';
-import { createDevBackend, DEV_LABEL, DEV_LONG_MARKER, devAnswer, splitIntoChunks } from '../../lib/llm/dev';
+import { createDevBackend, DEV_LABEL, DEV_LONG_MARKER, DEV_SLOW_MARKER, devAnswer, splitIntoChunks } from '../../lib/llm/dev';
 import { createLlmBackend } from '../../lib/llm/index';
 import { answerText, collect, llmRequest, recordingSleep, types } from './helpers';
 
@@ -18,6 +18,24 @@ describe('dev backend', () => {
     expect(deltas.length).toBeGreaterThanOrEqual(4);
     expect(waits).toEqual(Array.from({ length: deltas.length - 1 }, () => 60));
     expect(types(events).slice(-1)).toEqual(['done']);
+  });
+
+  it('waits slowMs before the first chunk of a /dev-slow answer, and only then', async () => {
+    // Arrange
+    const { sleep, waits } = recordingSleep();
+    const llm = createDevBackend({ chunkDelayMs: 5, slowMs: 20_000, sleep });
+
+    // Act
+    const slow = await collect(llm.stream(llmRequest({ text: `take your time ${DEV_SLOW_MARKER}` })));
+    const slowWaits = [...waits];
+    waits.length = 0;
+    await collect(llm.stream(llmRequest({ text: 'quick one' })));
+
+    // Assert
+    expect(slowWaits[0]).toBe(20_000);
+    expect(slowWaits.slice(1).every((ms) => ms === 5)).toBe(true);
+    expect(answerText(slow)).toContain(`You said: take your time ${DEV_SLOW_MARKER}`);
+    expect(waits.every((ms) => ms === 5)).toBe(true);
   });
 
   it('counts the remembered turns and mentions images', () => {
@@ -99,6 +117,7 @@ describe('createLlmBackend', () => {
     timeMarginMs: 20_000,
     minCallTimeMs: 30_000,
     historyMaxBytes: 65_536,
+    devSlowMs: 0,
   };
   const deps = { fetch, sleep: async () => undefined };
 

@@ -84,6 +84,9 @@ describe('npm start (lib/local/start.ts)', () => {
       // dynalite binds 127.0.0.1; DynamoDB Local (the default when java is present) binds every
       // interface, so it is used here only when asked (TEST_DYNAMODB_LOCAL=1).
       LOCAL_DYNAMO_ENGINE: process.env.TEST_DYNAMODB_LOCAL === '1' ? 'auto' : 'dynalite',
+      // The channel simulator (on by default) would give WhatsApp and Twilio local settings;
+      // this test covers the stack alone (test/local/simulator/ covers the simulator).
+      SIMULATOR: 'off',
       WECHAT_TOKEN: 'testtoken',
       LLM_PROVIDER: '',
       OPENAI_API_KEY: '',
