@@ -603,6 +603,17 @@ export const FUNCTION_SECRETS: Readonly<Record<FunctionName, FunctionSecrets>> =
 };
 
 /**
+ * The secrets `fn` can see when deployed (those it reads and those it only needs to know
+ * exist), taken from `env`. The local stack hands each function just these, so a channel is
+ * enabled in the same functions as in Lambda. Locally the "exists" ones carry their value:
+ * {@link WITHHELD} holds a NUL, which no process environment can carry.
+ */
+export function functionSecrets(fn: FunctionName, env: Env): Record<string, string> {
+  const needs = FUNCTION_SECRETS[fn];
+  return Object.fromEntries([...needs.read, ...needs.exists].flatMap((name) => (str(env, name) !== '' ? [[name, str(env, name)]] : [])));
+}
+
+/**
  * Reads secret parameters by setting name. lib/secrets.ts implements it over SSM Parameter
  * Store; tests may pass any other.
  */

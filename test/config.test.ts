@@ -1,4 +1,4 @@
-import { configuredSummary, ConfigError, enabledChannels, FUNCTION_SECRETS, loadConfig, mergeSecrets, readDotEnv, resolveFunctionEnv, SECRET_NAMES, WITHHELD, type SecretReader } from '../lib/config';
+import { configuredSummary, ConfigError, enabledChannels, FUNCTION_SECRETS, functionSecrets, loadConfig, mergeSecrets, readDotEnv, resolveFunctionEnv, SECRET_NAMES, WITHHELD, type SecretReader } from '../lib/config';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,6 +126,34 @@ describe('readDotEnv', () => {
 
   it('is fine without a .env file', () => {
     expect(readDotEnv(mkdtempSync(join(tmpdir(), 'env-')), { A: '1' })).toEqual({ A: '1' });
+  });
+});
+
+describe('functionSecrets (what the local stack hands each function)', () => {
+  const everything = {
+    OPENAI_API_KEY: 'sk',
+    WECHAT_TOKEN: 'tok',
+    WECHAT_APP_SECRET: 'wsecret',
+    WHATSAPP_VERIFY_TOKEN: 'v',
+    WHATSAPP_APP_SECRET: 'a',
+    WHATSAPP_ACCESS_TOKEN: 'g',
+    TWILIO_AUTH_TOKEN: 't',
+    ADMIN_TOKEN: 'adm',
+  };
+
+  it('gives a webhook only its own channel’s secrets, so another channel is off there as in Lambda', () => {
+    // Act
+    const wechat = functionSecrets('wechat', everything);
+    // Assert: no WhatsApp secret, so a WhatsApp configuration without its phone number id (a
+    // setting the wechat function does not get) cannot make the WeChat webhook fail to start.
+    expect(Object.keys(wechat).sort()).toEqual(['WECHAT_APP_SECRET', 'WECHAT_TOKEN']);
+    expect(loadConfig({ ...wechat, WECHAT_APP_ID: 'wx1' }, { usesLlm: false }).whatsapp).toBeUndefined();
+  });
+
+  it('leaves out secrets that are not set, and gives health none it could use', () => {
+    expect(functionSecrets('admin', {})).toEqual({});
+    expect(Object.keys(functionSecrets('worker', everything))).toEqual(expect.arrayContaining(['OPENAI_API_KEY', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN']));
+    expect(functionSecrets('worker', everything).ADMIN_TOKEN).toBeUndefined();
   });
 });
 

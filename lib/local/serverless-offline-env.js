@@ -11,9 +11,12 @@
  *
  * What it does, in `before:offline:start:init` (after serverless-esbuild has bundled, before
  * serverless-offline creates its functions):
- * - `SLS_OFFLINE_ENV_FROM_STDIN=1`: waits for one JSON line of `{"NAME": "value"}` on stdin
- *   and puts those into provider.environment. start.ts sends the table/queue/endpoints this
- *   way, so the CLI can boot and bundle while the emulators are still starting.
+ * - `SLS_OFFLINE_ENV_FROM_STDIN=1`: waits for one JSON line of
+ *   `{"env": {"NAME": "value"}, "functions": {"worker": {"NAME": "value"}}}` on stdin: `env`
+ *   goes into provider.environment (start.ts sends the table/queue/endpoints this way, so the
+ *   CLI can boot and bundle while the emulators are still starting), `functions` into each
+ *   function's own environment (the secrets that function would read from SSM when deployed,
+ *   and no others, so a function sees locally what it sees in Lambda).
  * - `SLS_OFFLINE_ENV_OVERRIDES=A,B`: copies those names from the process environment.
  * - Values from stdin or the overrides also replace a function's own `environment` entry of
  *   the same name (per-function settings such as TABLE_NAME, QUEUE_URL, PUBLIC_BASE_URL,
@@ -55,10 +58,18 @@ class OfflineLocalEnvironment {
     const environment = { ...(provider.environment ?? {}) };
     /** @type {Record<string, string>} */
     const given = {};
+    /** @type {Record<string, Record<string, string>>} */
+    const perFunction = {};
     if (fromStdin) {
       const parsed = JSON.parse(await this.nextLine());
-      for (const [name, value] of Object.entries(parsed)) {
+      for (const [name, value] of Object.entries(parsed.env ?? {})) {
         if (typeof value === 'string') given[name] = value;
+      }
+      for (const [fnName, values] of Object.entries(parsed.functions ?? {})) {
+        perFunction[fnName] = {};
+        for (const [name, value] of Object.entries(values ?? {})) {
+          if (typeof value === 'string') perFunction[fnName][name] = value;
+        }
       }
     }
     const names = (process.env.SLS_OFFLINE_ENV_OVERRIDES ?? '')
@@ -72,7 +83,8 @@ class OfflineLocalEnvironment {
     Object.assign(environment, given);
     delete environment.SSM_SECRETS_PATH;
     const functions = Object.entries(this.serverless.service.functions ?? {});
-    for (const [, fn] of functions) {
+    for (const [key, fn] of functions) {
+      if (perFunction[key]) fn.environment = { ...(fn.environment ?? {}), ...perFunction[key] };
       if (!fn.environment) continue;
       for (const [name, value] of Object.entries(given)) {
         if (name in fn.environment) fn.environment[name] = value;

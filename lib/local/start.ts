@@ -24,7 +24,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, enabledChannels, loadConfig, readDotEnv, SECRET_NAMES, type AppConfig } from '../config';
+import { ConfigError, enabledChannels, FUNCTION_SECRETS, functionSecrets, loadConfig, readDotEnv, type AppConfig, type FunctionName } from '../config';
 import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
 import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
@@ -47,6 +47,9 @@ const CHANNEL_PATHS: Readonly<Record<string, readonly string[]>> = {
   whatsapp: ['/whatsapp'],
   twilio: ['/twilio/messaging', '/twilio/voice'],
 };
+
+/** serverless.yml's function keys (the same names as lib/config.ts FUNCTION_SECRETS). */
+const FUNCTION_NAMES = Object.keys(FUNCTION_SECRETS).filter((name): name is FunctionName => name in FUNCTION_SECRETS);
 
 function log(line: string): void {
   process.stdout.write(`[local] ${line}\n`);
@@ -325,9 +328,10 @@ async function main(): Promise<void> {
       PUBLIC_BASE_URL: merged.PUBLIC_BASE_URL?.trim() ?? '',
     };
     // Deployed functions read their secrets from SSM; offline they come from here (the shell,
-    // .env, the local WeChat token), over the pipe, never through serverless.yml.
-    const localSecrets = Object.fromEntries(SECRET_NAMES.flatMap((name) => (merged[name] ? [[name, merged[name]]] : [])));
-    child.stdin.write(`${JSON.stringify({ ...localSecrets, ...localEnv })}\n`);
+    // .env, the local WeChat token), over the pipe, never through serverless.yml, and each
+    // function gets only the secrets it would get deployed (lib/config.ts FUNCTION_SECRETS).
+    const secretsByFunction = Object.fromEntries(FUNCTION_NAMES.map((fn) => [fn, functionSecrets(fn, merged)]));
+    child.stdin.write(`${JSON.stringify({ env: localEnv, functions: secretsByFunction })}\n`);
 
     // The worker runs here, so it needs the same environment before its first invocation reads it.
     for (const [key, value] of Object.entries({ ...awsEnv, ...localEnv })) process.env[key] = value;

@@ -13,6 +13,9 @@ export const LOCAL_WECHAT = {
   WECHAT_APP_SECRET: 'local-wechat-app-secret',
   // Any 43 characters of base64 work; this is the example key of Tencent's WXBizMsgCrypt sample.
   WECHAT_ENCODING_AES_KEY: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+  // Compatible mode (兼容模式): with a key set the gateway refuses plaintext unless allowed, and the
+  // simulator sends both (its safe-mode switch), as does the README's plaintext curl example.
+  WECHAT_ALLOW_PLAINTEXT: '1',
 } as const;
 
 /** Local WhatsApp (Meta Cloud API) settings. */

@@ -20,6 +20,7 @@ import type { SqsBatchHandler } from '../../lib/local/sqs-event-source';
 import { parseJob } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore, type MessageRecord } from '../../lib/store/messages';
+import { formatNote } from '../../lib/store/notes';
 import type { Job } from '../../lib/core/types';
 import { Conversations, isSimChannel, isUserName, type Conversation, type Line, type SimChannel } from './conversations';
 import type { SimulatedChannels } from './env';
@@ -255,7 +256,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
       if (!store) return;
       void store.get(key, Date.now()).then((record) => {
         if (record && !record.pending) {
-          convs.step(conv, line, `answer delivered by ${OWNER_NAMES[record.deliveryOwner ?? ''] ?? (job.channel === 'wechat' ? 'passive reply' : 'the worker')}${record.deliveredParts > 0 ? `, ${record.deliveredParts} part${record.deliveredParts === 1 ? '' : 's'} sent` : ''}${record.note !== '' ? ` (${record.note})` : ''}`);
+          convs.step(conv, line, `answer delivered by ${OWNER_NAMES[record.deliveryOwner ?? ''] ?? (job.channel === 'wechat' ? 'passive reply' : 'the worker')}${record.deliveredParts > 0 ? `, ${record.deliveredParts} part${record.deliveredParts === 1 ? '' : 's'} sent` : ''}${record.note.kind !== 'none' ? ` (${formatNote(record.note)})` : ''}`);
           return;
         }
         if (Date.now() < deadline) setTimeout(tick, 400);
