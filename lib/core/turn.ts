@@ -42,7 +42,10 @@ export interface TurnDeps {
   log: Log;
   /** Tools offered to the model (openai only). */
   tools: (job: Job) => readonly ToolDefinition[];
-  /** How often the growing answer is written to DynamoDB while streaming. */
+  /**
+   * How often, at most, the growing answer is written to DynamoDB while streaming, for channels
+   * that show a partial answer (`ChannelAdapter.showsPartialAnswer`).
+   */
   flushIntervalMs: number;
   /**
    * A streaming record untouched this long belongs to a dead worker and may be taken
@@ -250,6 +253,8 @@ async function streamAnswer(
   let failure: string | undefined;
   let cut = false;
   let finishReason = '';
+  // Progress is written only where someone can read it (see ChannelAdapter.showsPartialAnswer).
+  const progress = deps.channels[job.channel]?.showsPartialAnswer === true;
   stream: for await (const event of deps.llm.stream(request)) {
     switch (event.type) {
       case 'delta':
@@ -274,7 +279,7 @@ async function streamAnswer(
         break stream;
     }
     const now = deps.clock.nowMs();
-    if (answer !== flushed && now - lastFlushMs >= deps.flushIntervalMs) {
+    if (progress && answer !== flushed && now - lastFlushMs >= deps.flushIntervalMs) {
       await deps.messages.saveProgress(key, answer, now);
       flushed = answer;
       lastFlushMs = now;

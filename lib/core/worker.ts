@@ -56,7 +56,9 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
     clock,
     log,
     tools: createToolRegistry({ contacts: new ContactStore(db, cfg.aws.tableName), clock, log }),
-    flushIntervalMs: overrides.flushIntervalMs ?? 300,
+    // About once a second: a held WeChat delivery polls the record and shows what is there near
+    // its deadline; writing more often only rewrites the growing item (issue 13's cost table).
+    flushIntervalMs: overrides.flushIntervalMs ?? 1000,
     streamLeaseMs: overrides.streamLeaseMs ?? 120_000,
   };
 }
