@@ -3,6 +3,7 @@
  * channel code never sees API Gateway's event shape, and tests build requests directly.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { withCorrelationId } from '../core/log';
 
 /** A webhook request as the channel code sees it. */
 export interface HttpRequest {
@@ -114,6 +115,7 @@ export function webhookHandler<D>(
   return async (event) => {
     const receivedAtMs = clock.nowMs();
     if (deps === undefined) return toApiGateway(text(404, `${channel} channel is not configured`));
-    return toApiGateway(await serve(log, () => handle(deps, fromApiGateway(event, receivedAtMs))));
+    // One correlation scope per request: lines logged once the message key is known carry it.
+    return toApiGateway(await withCorrelationId(undefined, () => serve(log, () => handle(deps, fromApiGateway(event, receivedAtMs)))));
   };
 }

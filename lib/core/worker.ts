@@ -20,6 +20,7 @@ import { MalformedJobError, parseJob } from '../queue/jobs';
 import { groupRecords, handleBatch, scheduleRetries, type RetryBackoff } from './batch';
 import { failureReason, MAX_RECEIVE_COUNT, parkJob, secondsToHoldEnd, shouldPark } from './dead-letters';
 import type { AdapterDeps, ChannelAdapters } from './channel';
+import { withCorrelationId } from './log';
 import { createToolRegistry } from './tools';
 import { OutOfTimeError, runTurn, type TurnDeps, type TurnOptions } from './turn';
 import { systemClock, type Clock, type Job, type Log } from './types';
@@ -100,13 +101,16 @@ export function createWorkerHandler(
     const response = await handleBatch(
       event,
       async (job, record) => {
-        try {
-          await runTurn(deps, job, { ...deadline, mayDefer: !heads.has(record.messageId) });
-        } catch (err) {
-          // A record handed back unstarted for lack of time has not failed: it is never parked.
-          if (err instanceof OutOfTimeError || !shouldPark(job, Number(record.attributes.ApproximateReceiveCount), deps.clock.nowMs(), holdMs)) throw err;
-          await parkJob(deps, job, failureReason(err));
-        }
+        // Every line logged for this job carries its message key, as the webhook's did.
+        await withCorrelationId(job.msgKey, async () => {
+          try {
+            await runTurn(deps, job, { ...deadline, mayDefer: !heads.has(record.messageId) });
+          } catch (err) {
+            // A record handed back unstarted for lack of time has not failed: it is never parked.
+            if (err instanceof OutOfTimeError || !shouldPark(job, Number(record.attributes.ApproximateReceiveCount), deps.clock.nowMs(), holdMs)) throw err;
+            await parkJob(deps, job, failureReason(err));
+          }
+        });
       },
       deps.log,
     );
