@@ -76,7 +76,7 @@ function valueBytes(value: AttributeValue): number {
     case 'SS':
     case 'NS':
     case 'BS':
-      return Array.isArray(v) ? v.reduce<number>((a, x) => a + valueBytes({ [type.slice(0, 1)]: x }), 0) : 0;
+      return Array.isArray(v) ? v.reduce<number>((a, x: unknown) => a + valueBytes({ [type.slice(0, 1)]: x }), 0) : 0;
     case 'L':
       return 3 + (Array.isArray(v) ? v.reduce<number>((a, x: unknown) => a + 1 + (isRecord(x) ? valueBytes(x) : 0), 0) : 0);
     case 'M':

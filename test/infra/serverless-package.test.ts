@@ -473,7 +473,8 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     const body: unknown = JSON.parse(text);
     const widgets = isRecord(body) && Array.isArray(body.widgets) ? body.widgets.filter(isRecord) : [];
     const expressions = JSON.stringify(widgets.filter((w) => w.type === 'metric'));
-    for (const name of Object.values(METRIC)) expect(expressions).toContain(`{${METRICS_NAMESPACE},`), expect(expressions).toContain(`MetricName=\\"${name}\\"`);
+    expect(expressions).toContain(`{${METRICS_NAMESPACE},`);
+    for (const name of Object.values(METRIC)) expect(expressions).toContain(`MetricName=\\"${name}\\"`);
     const alarmIds = Object.entries(resources)
       .filter(([, r]) => isRecord(r) && r.Type === 'AWS::CloudWatch::Alarm')
       .map(([id]) => id)
