@@ -28,6 +28,7 @@ export function createWeChatHandler(cfg: AppConfig, overrides: WeChatOverrides =
       pollMs: overrides.pollMs ?? 150,
       // WeChat drops the connection at 5 s; holding a little longer makes sure it retries.
       holdMs: overrides.holdMs ?? 5_300,
+      ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
     });
   // A channel without secrets is disabled: its endpoint does not exist (404).
   return webhookHandler('wechat', deps, log, clock, handleWeChat, overrides.metrics);

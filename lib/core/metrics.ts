@@ -19,7 +19,7 @@ export const METRIC = {
   timeToFirstToken: 'TimeToFirstToken',
   /** Webhook arrival to the finished answer, ms; dimension `channel`. */
   timeToAnswer: 'TimeToAnswer',
-  /** A WeChat answer's last page shown; dimension `path`: `passive` (in the webhook window) or `fetch` (after "1"). */
+  /** A WeChat reply page shown in a webhook's response; dimension `path`: `passive` (to the message itself) or `fetch` (to a "1"). */
   wechatAnswers: 'WeChatAnswers',
   /** Outbound messages sent by the worker; dimension `channel`. */
   outboundParts: 'OutboundParts',
