@@ -88,9 +88,16 @@ function tableIndexes(): IndexSpec[] {
   return out;
 }
 
+/** The ~1,200-byte answer to question `n`. */
+function answerFor(question: string): string {
+  const filler = 'The answer goes on with more detail, as a model does. ';
+  let answer = `Answer to question ${question}. `;
+  while (answer.length < ANSWER_BYTES) answer += filler;
+  return answer.slice(0, ANSWER_BYTES).trimEnd();
+}
+
 /** A streaming OpenAI-compatible LLM: `latency:<ms>` in the user text sets when the answer is complete; `first:<ms>` the first token. */
 async function startCostLlm(): Promise<{ baseUrl: string; close: () => Promise<void> }> {
-  const filler = 'The answer goes on with more detail, as a model does. ';
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -99,9 +106,7 @@ async function startCostLlm(): Promise<{ baseUrl: string; close: () => Promise<v
       const total = Number(/latency:(\d+)/.exec(body)?.[1] ?? '7000');
       const first = Math.min(total, Number(/first:(\d+)/.exec(body)?.[1] ?? '1000'));
       const question = /question (\d+)/.exec(body)?.[1] ?? '?';
-      let answer = `Answer to question ${question}. `;
-      while (answer.length < ANSWER_BYTES) answer += filler;
-      const parts = answer.slice(0, ANSWER_BYTES).match(/.{1,24}/gs) ?? [];
+      const parts = answerFor(question).match(/.{1,24}/gs) ?? [];
       const chunk = (content: string | undefined, finish: string | null): string =>
         `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'm', choices: [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }] })}\n\n`;
       const step = (total - first) / Math.max(1, parts.length);
@@ -312,8 +317,8 @@ async function main(): Promise<void> {
           const i = wave + j;
           const user = `o-cost-${String(i).padStart(3, '0')}-aaaaaaaaaaaaaaaaaa`;
           const outcome = await platform.send(user, `latency:${ms} first:${Math.round(1000 / SCALE)} question ${i}`);
-          if (process.env.COST_DEBUG) console.error(i, ms, JSON.stringify(outcome).slice(0, 200));
-          if (outcome.reply?.startsWith(`Answer to question ${i}.`)) {
+          // The whole answer fits one page: anything else was partial (or nothing) and needs a "1".
+          if (outcome.reply === answerFor(String(i))) {
             passive++;
             return;
           }
@@ -323,7 +328,7 @@ async function main(): Promise<void> {
         }),
       );
     }
-    return `${passive} of ${n} answered in the passive window, the rest through "1"`;
+    return `${passive} of ${n} answered whole in the passive window, the rest (partly) through "1"`;
   });
 
   await phase('whatsapp', 20, 1, async () => {
