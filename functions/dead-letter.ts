@@ -6,12 +6,13 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { functionConfig } from '../lib/config';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
+import { emfMetrics } from '../lib/core/metrics';
 import { createDeadLetterHandler, createTurnDeps } from '../lib/core/worker';
 
 // Built at the first invocation of a cold start, once the secrets are read from SSM.
 const run = lazyHandler(async () => {
   const cfg = await functionConfig('deadLetter');
-  return createDeadLetterHandler(createTurnDeps(cfg, createLog('dead-letter', cfg.logLevel)));
+  return createDeadLetterHandler(createTurnDeps(cfg, createLog('dead-letter', cfg.logLevel), { metrics: emfMetrics('deadLetter') }));
 });
 
 export const handler = async (event: SQSEvent, _context?: Context): Promise<SQSBatchResponse> => run(event);

@@ -4,6 +4,7 @@ import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { handleTwilioMessaging, type TwilioMessagingDeps } from '../lib/channels/twilio/messaging';
 import { lazyHandler } from '../lib/core/lazy';
+import { emfMetrics, type MetricsSink } from '../lib/core/metrics';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
@@ -12,7 +13,7 @@ import { MessageStore } from '../lib/store/messages';
 import { UserStateStore } from '../lib/store/user-state';
 
 /** Knobs tests turn (clock, log, the fetch used for a re-engagement template). */
-export type TwilioMessagingOverrides = Partial<Pick<TwilioMessagingDeps, 'clock' | 'log' | 'fetch'>>;
+export type TwilioMessagingOverrides = Partial<Pick<TwilioMessagingDeps, 'clock' | 'log' | 'fetch'>> & { metrics?: MetricsSink };
 
 /** Builds the handler for a configuration; 404 when Twilio is not configured. */
 export function createTwilioMessagingHandler(
@@ -34,8 +35,8 @@ export function createTwilioMessagingHandler(
       fetch: overrides.fetch ?? fetch,
     };
   // A channel without secrets is disabled: its endpoint does not exist (404).
-  return webhookHandler('twilio', deps, log, clock, handleTwilioMessaging);
+  return webhookHandler('twilio', deps, log, clock, handleTwilioMessaging, overrides.metrics);
 }
 
 // Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
-export const handler = lazyHandler(async () => createTwilioMessagingHandler(await functionConfig('twilioMessaging')));
+export const handler = lazyHandler(async () => createTwilioMessagingHandler(await functionConfig('twilioMessaging'), { metrics: emfMetrics('twilioMessaging') }));

@@ -4,6 +4,7 @@ import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { handleTwilioVoice, type TwilioVoiceDeps } from '../lib/channels/twilio/voice';
 import { lazyHandler } from '../lib/core/lazy';
+import { emfMetrics, type MetricsSink } from '../lib/core/metrics';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
@@ -13,7 +14,7 @@ import { MessageStore } from '../lib/store/messages';
 /** Knobs tests turn (timing is scaled down there; production uses the defaults). */
 export type TwilioVoiceOverrides = Partial<
   Pick<TwilioVoiceDeps, 'clock' | 'log' | 'pollWaitMs' | 'pollIntervalMs' | 'maxPolls' | 'fillerPauseSec' | 'pollPauseSec'>
->;
+> & { metrics?: MetricsSink };
 
 /** Builds the handler for a configuration; 404 when Twilio is not configured. */
 export function createTwilioVoiceHandler(
@@ -40,8 +41,8 @@ export function createTwilioVoiceHandler(
     pollPauseSec: overrides.pollPauseSec ?? 1,
   };
   // A channel without secrets is disabled: its endpoint does not exist (404).
-  return webhookHandler('twilio', deps, log, clock, handleTwilioVoice);
+  return webhookHandler('twilio', deps, log, clock, handleTwilioVoice, overrides.metrics);
 }
 
 // Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
-export const handler = lazyHandler(async () => createTwilioVoiceHandler(await functionConfig('twilioVoice')));
+export const handler = lazyHandler(async () => createTwilioVoiceHandler(await functionConfig('twilioVoice'), { metrics: emfMetrics('twilioVoice') }));

@@ -4,13 +4,14 @@ import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { createWeChatIngressDeps, handleWeChat, secureRandom, type WeChatIngressDeps } from '../lib/channels/wechat/ingress';
 import { lazyHandler } from '../lib/core/lazy';
+import { emfMetrics, type MetricsSink } from '../lib/core/metrics';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
 import { createDocumentClient } from '../lib/store/client';
 
 /** Knobs tests turn (timing is scaled down there; production uses the defaults). */
-export type WeChatOverrides = Partial<Pick<WeChatIngressDeps, 'clock' | 'random' | 'pollMs' | 'holdMs' | 'log'>>;
+export type WeChatOverrides = Partial<Pick<WeChatIngressDeps, 'clock' | 'random' | 'pollMs' | 'holdMs' | 'log'>> & { metrics?: MetricsSink };
 
 /** Builds the handler for a configuration. */
 export function createWeChatHandler(cfg: AppConfig, overrides: WeChatOverrides = {}): (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2> {
@@ -27,10 +28,11 @@ export function createWeChatHandler(cfg: AppConfig, overrides: WeChatOverrides =
       pollMs: overrides.pollMs ?? 150,
       // WeChat drops the connection at 5 s; holding a little longer makes sure it retries.
       holdMs: overrides.holdMs ?? 5_300,
+      ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
     });
   // A channel without secrets is disabled: its endpoint does not exist (404).
-  return webhookHandler('wechat', deps, log, clock, handleWeChat);
+  return webhookHandler('wechat', deps, log, clock, handleWeChat, overrides.metrics);
 }
 
 // Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
-export const handler = lazyHandler(async () => createWeChatHandler(await functionConfig('wechat')));
+export const handler = lazyHandler(async () => createWeChatHandler(await functionConfig('wechat'), { metrics: emfMetrics('wechat') }));

@@ -7,6 +7,7 @@ import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
 import { handleWhatsApp, type WhatsAppIngressDeps } from '../lib/channels/whatsapp/ingress';
 import { lazyHandler } from '../lib/core/lazy';
+import { emfMetrics, type MetricsSink } from '../lib/core/metrics';
 import { createLog } from '../lib/core/log';
 import { systemClock } from '../lib/core/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
@@ -15,7 +16,7 @@ import { MessageStore } from '../lib/store/messages';
 import { UserStateStore } from '../lib/store/user-state';
 
 /** Knobs tests turn (a pinned clock, a log to assert on). */
-export type WhatsAppOverrides = Partial<Pick<WhatsAppIngressDeps, 'clock' | 'log'>>;
+export type WhatsAppOverrides = Partial<Pick<WhatsAppIngressDeps, 'clock' | 'log'>> & { metrics?: MetricsSink };
 
 /** Builds the handler for a configuration; the endpoint answers 404 when WhatsApp is not configured. */
 export function createWhatsAppHandler(
@@ -37,8 +38,8 @@ export function createWhatsAppHandler(
     };
   }
   // A channel without secrets is disabled: its endpoint does not exist (404).
-  return webhookHandler('whatsapp', deps, log, clock, handleWhatsApp);
+  return webhookHandler('whatsapp', deps, log, clock, handleWhatsApp, overrides.metrics);
 }
 
 // Secrets come from SSM at the first invocation of a cold start (see lib/core/lazy.ts).
-export const handler = lazyHandler(async () => createWhatsAppHandler(await functionConfig('whatsapp')));
+export const handler = lazyHandler(async () => createWhatsAppHandler(await functionConfig('whatsapp'), { metrics: emfMetrics('whatsapp') }));

@@ -3,6 +3,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { functionConfig } from '../lib/config';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
+import { emfMetrics } from '../lib/core/metrics';
 import { createTurnDeps, createWorkerHandler } from '../lib/core/worker';
 import { createSqsClient } from '../lib/queue/jobs';
 
@@ -12,7 +13,7 @@ import { createSqsClient } from '../lib/queue/jobs';
 // the dead-letter queue intact, and the Errors and DLQ alarms fire; no user gets the echo.
 const run = lazyHandler(async () => {
   const cfg = await functionConfig('worker');
-  return createWorkerHandler(createTurnDeps(cfg, createLog('worker', cfg.logLevel)), {
+  return createWorkerHandler(createTurnDeps(cfg, createLog('worker', cfg.logLevel), { metrics: emfMetrics('worker') }), {
     sqs: createSqsClient(cfg.aws),
     queueUrl: cfg.aws.queueUrl,
   });

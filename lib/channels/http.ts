@@ -3,6 +3,8 @@
  * channel code never sees API Gateway's event shape, and tests build requests directly.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { withCorrelationId } from '../core/log';
+import { METRIC, noMetrics, type MetricsSink } from '../core/metrics';
 
 /** A webhook request as the channel code sees it. */
 export interface HttpRequest {
@@ -107,13 +109,24 @@ export async function serve(log: { error(message: string, extra?: Record<string,
 export function webhookHandler<D>(
   channel: string,
   deps: D | undefined,
-  log: { error(message: string, extra?: Record<string, unknown>): void },
+  log: { error(message: string, extra?: Record<string, unknown>): void; info(message: string, extra?: Record<string, unknown>): void },
   clock: { nowMs(): number },
   handle: (deps: D, req: HttpRequest) => Promise<HttpResponse>,
+  metrics: MetricsSink = noMetrics,
 ): (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2> {
   return async (event) => {
     const receivedAtMs = clock.nowMs();
     if (deps === undefined) return toApiGateway(text(404, `${channel} channel is not configured`));
-    return toApiGateway(await serve(log, () => handle(deps, fromApiGateway(event, receivedAtMs))));
+    // One correlation scope per request: lines logged once the message key is known carry it.
+    return toApiGateway(
+      await withCorrelationId(undefined, async () => {
+        const res = await serve(log, () => handle(deps, fromApiGateway(event, receivedAtMs)));
+        const outcome = `${String(res.statusCode).slice(0, 1)}xx`;
+        metrics.count(METRIC.webhooks, { channel, outcome });
+        // One line per webhook, with the message key once known: where tracing a message starts.
+        log.info('webhook handled', { status: res.statusCode, ms: clock.nowMs() - receivedAtMs });
+        return res;
+      }),
+    );
   };
 }

@@ -33,6 +33,13 @@ export interface ChannelAdapter {
   onJobStart?(job: Job): Promise<void>;
   /** Downloads media referenced by an `image` / `audio` input, converted to a format the model takes. */
   fetchMedia?(job: Job, mediaRef: string, mimeType: string): Promise<Media>;
+  /**
+   * Whether anyone can read an answer while it streams (WeChat: a held passive delivery or a
+   * "1" shows the part generated so far). Only then does the worker write the growing answer
+   * to the table; other channels read it once it is finished, and every progress write
+   * rewrites the whole item (a write unit per KB, plus the pending index's copy).
+   */
+  showsPartialAnswer?: boolean;
   /** Extra instruction for this job's system prompt (e.g. "answer briefly" for voice). */
   systemPromptSuffix?(job: Job): string;
   /**

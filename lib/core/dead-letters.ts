@@ -20,6 +20,7 @@
  * This module owns the `failed`/parked part of a message record's lifecycle; the store's
  * `park`, `resetForReplay` and `unpark` are its only writers.
  */
+import { METRIC, type MetricsSink } from './metrics';
 import { createHash } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { asciiJson, messageGroupId } from '../queue/jobs';
@@ -94,6 +95,8 @@ export interface ParkDeps {
   log: Log;
   /** A streaming record touched more recently than this belongs to a live worker. */
   streamLeaseMs: number;
+  /** Counts parked jobs (`DeadLetteredJobs`). */
+  metrics?: MetricsSink;
 }
 
 /** A live worker is streaming the answer: it may still succeed, so nothing is parked. */
@@ -115,7 +118,7 @@ const keyOf = (job: Job): MessageKey => ({ channel: job.channel, userId: job.use
  * when the record cannot be written (the caller's SQS retry comes back) or a live worker
  * is still streaming it ({@link StillStreamingError}).
  */
-export async function parkJob(deps: ParkDeps, job: Job, reason: string): Promise<ParkOutcome> {
+export async function parkJob(deps: ParkDeps, job: Job, reason: string, source: 'worker' | 'dlq' = 'worker'): Promise<ParkOutcome> {
   const key = keyOf(job);
   const now = deps.clock.nowMs();
   // A replayed job whose claim expired has no record: claim it so the failure is visible.
@@ -131,6 +134,7 @@ export async function parkJob(deps: ParkDeps, job: Job, reason: string): Promise
   const text = rec.deliveredParts > 0 ? rec.answer : rec.deliveredChars > 0 ? rec.answer + NOTE_SEPARATOR + note : note;
   const parked = await deps.messages.park(rec, text, reason, now);
   deps.log.error('job parked for replay', { channel: job.channel, msgKey: job.msgKey, reason });
+  deps.metrics?.count(METRIC.deadLettered, { channel: job.channel, source });
 
   const adapter = deps.channels[job.channel];
   if (adapter && parked.pending) {

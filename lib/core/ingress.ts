@@ -4,6 +4,7 @@
  */
 import type { JobQueue } from '../queue/jobs';
 import type { ClaimResult, MessageStore } from '../store/messages';
+import { setCorrelationId } from './log';
 import type { Clock, Job } from './types';
 
 /** What an ingress needs. */
@@ -21,6 +22,8 @@ export interface IngressDeps {
  * vendor retries, and nothing is lost.
  */
 export async function acceptMessage(deps: IngressDeps, job: Job, opts: { pending?: boolean } = {}): Promise<ClaimResult> {
+  // From here on the webhook's log lines carry the message key, as the worker's do.
+  setCorrelationId(job.msgKey);
   const claim = await deps.messages.claim(job, deps.clock.nowMs(), opts);
   if (!claim.record.enqueued) {
     await deps.queue.enqueue(claim.record.job);

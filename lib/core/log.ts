@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Log } from './types';
 
@@ -132,18 +133,67 @@ export function maskingLog(inner: Log): Log {
   };
 }
 
+/** The log key carrying the message key of the user message being handled. */
+export const CORRELATION_KEY = 'correlation_id';
+
+/** The message being handled in this async context (set once its key is known). */
+const correlation = new AsyncLocalStorage<{ id: string | undefined }>();
+
+/**
+ * Runs `fn` in a correlation scope: every line {@link correlatedLog} writes inside it (across
+ * awaits, in any module) carries the id set by {@link setCorrelationId}, or `id` if given. A
+ * webhook opens a scope per request and sets the id once it knows the message key; the worker
+ * opens one per job with the job's key. Concurrent scopes do not see each other's id (unlike
+ * a logger-wide `appendKeys`, which the worker's parallel records would overwrite).
+ */
+export function withCorrelationId<T>(id: string | undefined, fn: () => Promise<T>): Promise<T> {
+  return correlation.run({ id }, fn);
+}
+
+/** Sets the current scope's correlation id: the message key, the same in the ingress and the worker. No-op outside a scope. */
+export function setCorrelationId(id: string): void {
+  const scope = correlation.getStore();
+  if (scope) scope.id = id;
+}
+
+/** The current scope's correlation id, if any. */
+export function currentCorrelationId(): string | undefined {
+  return correlation.getStore()?.id;
+}
+
+/**
+ * Adds `correlation_id` (the message key, identifiers in it masked) to every line written in a
+ * correlation scope, so one message can be followed from its webhook to its answer in
+ * CloudWatch Logs Insights (README: "Tracing one message").
+ */
+export function correlatedLog(inner: Log): Log {
+  const add = (extra: Record<string, unknown> | undefined): Record<string, unknown> | undefined => {
+    const id = currentCorrelationId();
+    return id === undefined ? extra : { [CORRELATION_KEY]: maskIdsInText(id), ...extra };
+  };
+  return {
+    debug: (message, extra) => inner.debug(message, add(extra)),
+    info: (message, extra) => inner.info(message, add(extra)),
+    warn: (message, extra) => inner.warn(message, add(extra)),
+    error: (message, extra) => inner.error(message, add(extra)),
+  };
+}
+
 /**
  * Structured JSON logs (Powertools Logger): one line per event with the service name,
  * level and cold-start flag, searchable in CloudWatch Logs Insights. Identifiers are
  * masked ({@link maskingLog}): phone numbers and OpenIDs are personal data and logs
- * are kept and read more widely than the table.
+ * are kept and read more widely than the table. Lines written while a message is handled
+ * carry its key as `correlation_id` ({@link correlatedLog}).
  */
 export function createLog(serviceName: string, level: string): Log {
   const logger = new Logger({ serviceName, logLevel: level.toUpperCase() === 'DEBUG' ? 'DEBUG' : level.toUpperCase() === 'WARN' ? 'WARN' : level.toUpperCase() === 'ERROR' ? 'ERROR' : 'INFO' });
-  return maskingLog({
-    debug: (message, extra) => logger.debug(message, extra ?? {}),
-    info: (message, extra) => logger.info(message, extra ?? {}),
-    warn: (message, extra) => logger.warn(message, extra ?? {}),
-    error: (message, extra) => logger.error(message, extra ?? {}),
-  });
+  return correlatedLog(
+    maskingLog({
+      debug: (message, extra) => logger.debug(message, extra ?? {}),
+      info: (message, extra) => logger.info(message, extra ?? {}),
+      warn: (message, extra) => logger.warn(message, extra ?? {}),
+      error: (message, extra) => logger.error(message, extra ?? {}),
+    }),
+  );
 }

@@ -15,6 +15,7 @@ import { DeliveryError, type ChannelAdapters } from './channel';
 import { CUT_CODES, LlmCallError } from '../llm/retry';
 import { CLEARED_TEXT, HELP_TEXT, parseCommand } from './commands';
 import { CUT_NOTE, LENGTH_NOTE, localise, rateLimitedText, TOO_SLOW_TEXT } from './notes';
+import { METRIC, noMetrics, type MetricsSink } from './metrics';
 import type { Clock, Job, Log } from './types';
 
 /** Told to users not on `ALLOWED_USERS`. */
@@ -40,9 +41,14 @@ export interface TurnDeps {
   channels: ChannelAdapters;
   clock: Clock;
   log: Log;
+  /** Operational metrics (EMF in the deployed worker; lib/core/metrics.ts). */
+  metrics?: MetricsSink;
   /** Tools offered to the model (openai only). */
   tools: (job: Job) => readonly ToolDefinition[];
-  /** How often the growing answer is written to DynamoDB while streaming. */
+  /**
+   * How often, at most, the growing answer is written to DynamoDB while streaming, for channels
+   * that show a partial answer (`ChannelAdapter.showsPartialAnswer`).
+   */
   flushIntervalMs: number;
   /**
    * A streaming record untouched this long belongs to a dead worker and may be taken
@@ -250,10 +256,23 @@ async function streamAnswer(
   let failure: string | undefined;
   let cut = false;
   let finishReason = '';
+  // Progress is written only where someone can read it (see ChannelAdapter.showsPartialAnswer).
+  const progress = deps.channels[job.channel]?.showsPartialAnswer === true;
+  const metrics = deps.metrics ?? noMetrics;
+  const channel = { channel: job.channel };
+  let firstToken = true;
   stream: for await (const event of deps.llm.stream(request)) {
     switch (event.type) {
       case 'delta':
+        if (firstToken && event.text !== '') {
+          firstToken = false;
+          metrics.timing(METRIC.timeToFirstToken, channel, deps.clock.nowMs() - job.arrivedAtMs);
+        }
         answer += event.text;
+        break;
+      case 'usage':
+        metrics.count(METRIC.tokens, { kind: 'prompt' }, event.promptTokens);
+        metrics.count(METRIC.tokens, { kind: 'completion' }, event.completionTokens);
         break;
       case 'replace':
         answer = event.text;
@@ -263,10 +282,12 @@ async function streamAnswer(
         break;
       case 'error':
         deps.log.error('LLM failed', { code: event.code, message: event.message, retryable: event.retryable });
+        metrics.count(METRIC.llmErrors, { kind: event.code });
         failure = event.userMessage;
         break stream;
       case 'cut':
         deps.log.warn('LLM answer cut short', { reason: event.reason, message: event.message, chars: answer.length });
+        metrics.count(METRIC.llmErrors, { kind: `cut_${event.reason}` });
         cut = true;
         break stream;
       case 'done':
@@ -274,12 +295,14 @@ async function streamAnswer(
         break stream;
     }
     const now = deps.clock.nowMs();
-    if (answer !== flushed && now - lastFlushMs >= deps.flushIntervalMs) {
+    if (progress && answer !== flushed && now - lastFlushMs >= deps.flushIntervalMs) {
       await deps.messages.saveProgress(key, answer, now);
       flushed = answer;
       lastFlushMs = now;
     }
   }
+
+  if (failure === undefined) metrics.timing(METRIC.timeToAnswer, channel, deps.clock.nowMs() - job.arrivedAtMs);
 
   /** Saves the exchange (when there is an answer to remember) and Dify's conversation id. */
   const save = async (remembered: string): Promise<void> => {
@@ -427,6 +450,7 @@ export async function runTurn(deps: TurnDeps, job: Job, opts: TurnOptions = {}):
     try {
       await adapter.deliver(record);
     } catch (err) {
+      if (err instanceof DeliveryError) deps.metrics?.count(METRIC.outboundErrors, { channel: job.channel, code: err.code });
       // A refusal no retry can fix (revoked token, number not on WhatsApp…) must not hold
       // the user's FIFO group through five redeliveries: the adapter noted it on the
       // record; log it loudly and let the job succeed. Retryable failures go back to SQS.

@@ -20,6 +20,8 @@ import { MalformedJobError, parseJob } from '../queue/jobs';
 import { groupRecords, handleBatch, scheduleRetries, type RetryBackoff } from './batch';
 import { failureReason, MAX_RECEIVE_COUNT, parkJob, secondsToHoldEnd, shouldPark } from './dead-letters';
 import type { AdapterDeps, ChannelAdapters } from './channel';
+import { withCorrelationId } from './log';
+import type { MetricsSink } from './metrics';
 import { createToolRegistry } from './tools';
 import { OutOfTimeError, runTurn, type TurnDeps, type TurnOptions } from './turn';
 import { systemClock, type Clock, type Job, type Log } from './types';
@@ -32,6 +34,8 @@ export interface WorkerOverrides {
   streamLeaseMs?: number;
   /** WeChat customer-service hand-over timing (tests scale it down). */
   wechatTiming?: WeChatAdapterTiming;
+  /** Operational metrics (the deployed functions pass EMF; default none). */
+  metrics?: MetricsSink;
 }
 
 /** Builds the turn's dependencies from configuration. */
@@ -55,8 +59,11 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
     channels,
     clock,
     log,
+    ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
     tools: createToolRegistry({ contacts: new ContactStore(db, cfg.aws.tableName), clock, log }),
-    flushIntervalMs: overrides.flushIntervalMs ?? 300,
+    // About once a second: a held WeChat delivery polls the record and shows what is there near
+    // its deadline; writing more often only rewrites the growing item (issue 13's cost table).
+    flushIntervalMs: overrides.flushIntervalMs ?? 1000,
     streamLeaseMs: overrides.streamLeaseMs ?? 120_000,
   };
 }
@@ -98,13 +105,18 @@ export function createWorkerHandler(
     const response = await handleBatch(
       event,
       async (job, record) => {
-        try {
-          await runTurn(deps, job, { ...deadline, mayDefer: !heads.has(record.messageId) });
-        } catch (err) {
-          // A record handed back unstarted for lack of time has not failed: it is never parked.
-          if (err instanceof OutOfTimeError || !shouldPark(job, Number(record.attributes.ApproximateReceiveCount), deps.clock.nowMs(), holdMs)) throw err;
-          await parkJob(deps, job, failureReason(err));
-        }
+        // Every line logged for this job carries its message key, as the webhook's did.
+        await withCorrelationId(job.msgKey, async () => {
+          try {
+            const done = await runTurn(deps, job, { ...deadline, mayDefer: !heads.has(record.messageId) });
+            // One line per job: with the webhook's line, the two ends of a message's trace.
+            deps.log.info('job done', { channel: job.channel, status: done.status, ms: deps.clock.nowMs() - job.arrivedAtMs });
+          } catch (err) {
+            // A record handed back unstarted for lack of time has not failed: it is never parked.
+            if (err instanceof OutOfTimeError || !shouldPark(job, Number(record.attributes.ApproximateReceiveCount), deps.clock.nowMs(), holdMs)) throw err;
+            await parkJob(deps, job, failureReason(err), 'worker');
+          }
+        });
       },
       deps.log,
     );
@@ -150,7 +162,7 @@ export function createDeadLetterHandler(deps: TurnDeps): (event: SQSEvent) => Pr
         continue;
       }
       try {
-        const outcome = await parkJob(deps, job, `dead-letter queue: no receive of the job finished (worker crashed or timed out ${MAX_RECEIVE_COUNT} times)`);
+        const outcome = await parkJob(deps, job, `dead-letter queue: no receive of the job finished (worker crashed or timed out ${MAX_RECEIVE_COUNT} times)`, 'dlq');
         deps.log.info('dead letter handled', { channel: job.channel, msgKey: job.msgKey, outcome });
       } catch (err) {
         deps.log.error('dead letter could not be parked; SQS retries it', { messageId: record.messageId, error: failureReason(err) });

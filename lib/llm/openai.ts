@@ -199,7 +199,9 @@ export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps, options: O
       try {
         const stream = await client.chat.completions.create(body, { signal });
         for await (const chunk of stream) {
-          // The `include_usage` chunk has empty `choices`; we do not request it, but proxies may send it.
+          // The `include_usage` chunk (https://platform.openai.com/docs/api-reference/chat/create#chat-create-stream_options)
+          // has empty `choices`; servers that ignore the option simply never send it.
+          if (chunk.usage) yield { type: 'usage', promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
           const choice = chunk.choices[0];
           if (!choice) continue;
           // `refusal` is the model's explanation when it declines; the user should see it.
@@ -267,7 +269,7 @@ export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps, options: O
       // `max_tokens`, not `max_completion_tokens`: OpenAI deprecated it for o-series models,
       // but it is the field every OpenAI-compatible server (vLLM, Ollama, DeepSeek, Azure) accepts
       // (https://platform.openai.com/docs/api-reference/chat/create#chat-create-max_tokens).
-      const body: ChatCompletionCreateParamsStreaming = { model: cfg.model, messages: [...messages], stream: true };
+      const body: ChatCompletionCreateParamsStreaming = { model: cfg.model, messages: [...messages], stream: true, stream_options: { include_usage: true } };
       // eslint-disable-next-line @typescript-eslint/no-deprecated -- see above: the compatible spelling on purpose
       body.max_tokens = maxTokens;
       if (tools) {

@@ -68,6 +68,8 @@ export type LlmEvent =
   | { type: 'replace'; text: string }
   | { type: 'conversation'; conversationId: string }
   | { type: 'done'; finishReason: string }
+  /** Tokens the model reports for a call (OpenAI `include_usage`; Dify `message_end`). */
+  | { type: 'usage'; promptTokens: number; completionTokens: number }
   | { type: 'error'; code: string; message: string; retryable: boolean; userMessage: string }
   | { type: 'cut'; reason: CutReason; message: string };
 

@@ -500,10 +500,14 @@ export class MessageStore {
   }
 
   /**
-   * The user's answers that are not fully delivered, oldest first. The index is
-   * eventually consistent; each record is re-read consistently before use.
+   * The keys of the user's answers that are not fully delivered, oldest first, from the
+   * `pending` index. The index projects keys only (lib/infra/table.json): every write of a
+   * pending message (the growing answer, each delivery step) is copied into the index, and a
+   * copy of the keys costs one write unit where a copy of the whole item costs one per KB
+   * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Projections).
+   * The index is eventually consistent: read each record consistently before use.
    */
-  async listPending(channel: ChannelName, userId: string, nowMs: number, limit = 20): Promise<MessageRecord[]> {
+  async listPendingKeys(channel: ChannelName, userId: string, limit = 20): Promise<MessageKey[]> {
     const res = await this.db.send(
       new QueryCommand({
         TableName: this.tableName,
@@ -514,11 +518,23 @@ export class MessageStore {
         Limit: limit,
       }),
     );
-    const out: MessageRecord[] = [];
+    const out: MessageKey[] = [];
     for (const item of res.Items ?? []) {
-      const rec = toRecord(item, nowMs);
-      if (rec) out.push(rec);
+      // pendingSk is `<arrivedAtMs>#<msgKey>` (pendingSkOf).
+      const sk = strField(item, 'pendingSk');
+      const hash = sk.indexOf('#');
+      if (hash > 0) out.push({ channel, userId, msgKey: sk.slice(hash + 1) });
     }
     return out;
+  }
+
+  /**
+   * The user's answers that are not fully delivered, oldest first: the keys from the index,
+   * each record read consistently (those delivered meanwhile are left out).
+   */
+  async listPending(channel: ChannelName, userId: string, nowMs: number, limit = 20): Promise<MessageRecord[]> {
+    const keys = await this.listPendingKeys(channel, userId, limit);
+    const records = await Promise.all(keys.map((k) => this.get(k, nowMs)));
+    return records.filter((rec): rec is MessageRecord => rec !== undefined && rec.pending);
   }
 }

@@ -7,7 +7,9 @@
  */
 import { createTwilioMessagingHandler } from '../../functions/twilio-messaging';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
-import { createLog } from '../../lib/core/log';
+import { CORRELATION_KEY, createLog, maskIdsInText } from '../../lib/core/log';
+import { emfMetrics, METRIC, METRICS_NAMESPACE } from '../../lib/core/metrics';
+import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/fake-twilio';
@@ -55,9 +57,10 @@ describe('logs carry identifiers only masked', () => {
         LOG_LEVEL: 'DEBUG',
       },
       log: createLog('worker', 'DEBUG'),
+      worker: { metrics: emfMetrics('worker') },
       routes: (cfg) => ({
         '/twilio/messaging': createTwilioMessagingHandler(cfg, { log: createLog('twilio-messaging', 'DEBUG') }),
-        '/whatsapp': createWhatsAppHandler(cfg, { log: createLog('whatsapp', 'DEBUG') }),
+        '/whatsapp': createWhatsAppHandler(cfg, { log: createLog('whatsapp', 'DEBUG'), metrics: emfMetrics('whatsapp') }),
       }),
     });
     twilio.gatewayUrl = gw.http.url;
@@ -98,5 +101,41 @@ describe('logs carry identifiers only masked', () => {
     const text = output.text();
     expect(text).toContain('"recipient":"16****0123"');
     expect(text).not.toContain(WA_USER);
+  });
+
+  /** The JSON lines written so far (Powertools log lines and EMF metric lines). */
+  const lines = (): Record<string, unknown>[] =>
+    output
+      .text()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l): unknown => JSON.parse(l))
+      .filter((v): v is Record<string, unknown> => typeof v === 'object' && v !== null);
+
+  it('tags the webhook\'s and the worker\'s lines of one message with its key, and emits EMF metrics for it', async () => {
+    // Arrange
+    const wamid = sampleWamid();
+    const body = sampleTextWebhook({ phoneNumberId: PNID, from: '16505550777', text: 'trace me', id: wamid });
+    // Act
+    const res = await meta.post(body);
+    await eventually(() => lines().some((l) => l.message === 'job done' && l[CORRELATION_KEY] === maskIdsInText(wamid)), 10_000, 'the worker line');
+    // Assert: the same id on a line of each function.
+    expect(res.status).toBe(200);
+    const traced = lines().filter((l) => l[CORRELATION_KEY] === maskIdsInText(wamid));
+    expect(traced.find((l) => l.service === 'whatsapp')).toMatchObject({ message: 'webhook handled', status: 200 });
+    expect(traced.find((l) => l.service === 'worker')).toMatchObject({ message: 'job done', channel: 'whatsapp', status: 'done' });
+    // The SMS of the first test was traced under its own key, not this one.
+    const sms = lines().filter((l) => l.service === 'twilio-messaging' && l.message === 'webhook handled');
+    expect(sms.length).toBeGreaterThan(0);
+    for (const l of sms) expect(l[CORRELATION_KEY]).toEqual(expect.stringMatching(/^SM/));
+    // EMF: one JSON line per point, in our namespace, with its dimensions as keys.
+    const emf = lines().filter((l) => typeof l._aws === 'object');
+    const point = (name: string): Record<string, unknown> | undefined => emf.find((l) => JSON.stringify(l._aws).includes(`"Name":"${name}"`) && l.channel !== 'twilio');
+    expect(JSON.stringify(point(METRIC.webhooks)?._aws)).toContain(`"Namespace":"${METRICS_NAMESPACE}"`);
+    expect(point(METRIC.webhooks)).toMatchObject({ channel: 'whatsapp', outcome: '2xx', [METRIC.webhooks]: 1, service: 'whatsapp' });
+    expect(point(METRIC.timeToFirstToken)).toMatchObject({ channel: 'whatsapp', service: 'worker' });
+    expect(point(METRIC.timeToAnswer)?.[METRIC.timeToAnswer]).toEqual(expect.any(Number));
+    // The fake model reports usage when asked (include_usage): 10 prompt and 10 completion tokens.
+    expect(emf.filter((l) => l[METRIC.tokens] !== undefined).map((l) => [l.kind, l[METRIC.tokens]])).toEqual(expect.arrayContaining([['prompt', 10], ['completion', 10]]));
   });
 });

@@ -1,4 +1,4 @@
-import { createLog, maskId, maskIdsInText, maskingLog, redactLogFields } from '../../lib/core/log';
+import { correlatedLog, createLog, maskId, maskIdsInText, maskingLog, redactLogFields, setCorrelationId, withCorrelationId } from '../../lib/core/log';
 import type { Log } from '../../lib/core/types';
 import { captureOutput } from '../support/output';
 
@@ -119,6 +119,40 @@ describe('maskingLog', () => {
       { level: 'warn', message: 'warn', extra: { recipient: '16****1234' } },
       { level: 'error', message: 'error', extra: {} },
     ]);
+  });
+});
+
+describe('correlatedLog', () => {
+  it('adds the id of the scope a line is written in, never another scope\'s', async () => {
+    // Arrange: two messages handled at once, like the worker's parallel records.
+    const inner = recordingLog();
+    const log = correlatedLog(inner.log);
+    const handle = async (key: string, delayMs: number): Promise<void> => {
+      log.info('before the key is known');
+      setCorrelationId(key);
+      await new Promise((r) => setTimeout(r, delayMs));
+      log.info('after a wait', { n: 1 });
+    };
+    // Act
+    await Promise.all([withCorrelationId(undefined, () => handle('wamid.A', 20)), withCorrelationId(undefined, () => handle('SM-B', 5))]);
+    log.warn('outside any scope');
+    // Assert
+    expect(inner.records.filter((r) => r.message === 'after a wait').map((r) => r.extra)).toEqual([
+      { correlation_id: 'SM-B', n: 1 },
+      { correlation_id: 'wamid.A', n: 1 },
+    ]);
+    expect(inner.records.filter((r) => r.message !== 'after a wait').map((r) => r.extra)).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('masks an identifier inside a key and keeps a WeChat MsgId searchable as it is', async () => {
+    // Arrange
+    const inner = recordingLog();
+    const log = correlatedLog(inner.log);
+    // Act
+    await withCorrelationId('fetch#oyORnuP8q7ou2gfYjqLzSIWZf0rs', async () => log.error('x'));
+    await withCorrelationId('6054768590064713728', async () => log.error('y'));
+    // Assert
+    expect(inner.records.map((r) => r.extra)).toEqual([{ correlation_id: 'fetch#oy****f0rs' }, { correlation_id: '6054768590064713728' }]);
   });
 });
 

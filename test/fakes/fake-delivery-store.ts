@@ -78,6 +78,10 @@ export class FakeDeliveryStore implements DeliveryStore {
       .map(copy);
   }
 
+  async listPendingKeys(channel: 'wechat', userId: string, limit = 20): Promise<MessageKey[]> {
+    return (await this.listPending(channel, userId, 0, limit)).map((r) => ({ channel: r.channel, userId: r.userId, msgKey: r.msgKey }));
+  }
+
   async claimFetch(job: Job, nowMs: number): Promise<ClaimResult> {
     this.writes.push('claimFetch');
     return this.claim(job, nowMs, { pending: false, note: { kind: 'fetch' } });

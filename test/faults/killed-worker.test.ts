@@ -98,9 +98,11 @@ describe('a worker killed mid-answer', () => {
     const first = await startWorker();
     const id = sampleWamid();
     const key = { channel: 'whatsapp' as const, userId: user, msgKey: id };
-    // Act: kill the worker once part of the answer is stored.
+    // Act: kill the worker while it streams (WhatsApp answers are stored only when finished:
+    // nobody reads a partial one, so the worker writes no progress for them).
     await meta.post(sampleTextWebhook({ phoneNumberId: PNID, from: user, text: 'stream it', id }));
-    await until(async () => ((await gw.messages.get(key, Date.now()))?.answer.length ?? 0) > 20, 20_000);
+    await until(async () => (await gw.messages.get(key, Date.now()))?.status === 'streaming' && llm.chatCalls > calls, 20_000);
+    await new Promise((r) => setTimeout(r, 200));
     await kill(first);
     const sentBeforeKill = graph.textsTo(user).length;
     llm.chunkDelayMs = 0;

@@ -7,6 +7,7 @@
  * PITR and TTL; the SQS trigger with ReportBatchItemFailures; DynamoDB access scoped by key
  * prefix; the alarms and their topic; and the optional fixed egress IP for WeChat.
  */
+import { METRIC, METRICS_NAMESPACE } from '../../lib/core/metrics';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -463,6 +464,35 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     // The e-mail subscription exists only when an address is given.
     expect(obj(resources.AlarmEmailSubscription, 'AlarmEmailSubscription').Condition).toBe('HasAlarmEmail');
     expect(template.conditions.HasAlarmEmail).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+  });
+
+  it('has a dashboard of the EMF metrics the functions emit and of every alarm', () => {
+    const dashboard = resource('Dashboard');
+    expect(dashboard.Type).toBe('AWS::CloudWatch::Dashboard');
+    // The body is a JSON string joined around the region and the alarms' ARNs.
+    const join = obj(dashboard.Properties.DashboardBody, 'DashboardBody')['Fn::Join'];
+    if (!Array.isArray(join) || !Array.isArray(join[1])) throw new Error('DashboardBody is not an Fn::Join');
+    const refs: unknown[] = [];
+    const text = join[1].map((part: unknown) => (typeof part === 'string' ? part : (refs.push(part), `"ref${refs.length}"`))).join('').replace(/""ref(\d+)""/g, '"ref$1"');
+    const body: unknown = JSON.parse(text);
+    const widgets = isRecord(body) && Array.isArray(body.widgets) ? body.widgets.filter(isRecord) : [];
+    const expressions = JSON.stringify(widgets.filter((w) => w.type === 'metric'));
+    expect(expressions).toContain(`{${METRICS_NAMESPACE},`);
+    for (const name of Object.values(METRIC)) expect(expressions).toContain(`MetricName=\\"${name}\\"`);
+    const alarmIds = Object.entries(resources)
+      .filter(([, r]) => isRecord(r) && r.Type === 'AWS::CloudWatch::Alarm')
+      .map(([id]) => id)
+      .sort();
+    expect(refs.filter((r) => isRecord(r) && 'Fn::GetAtt' in r).map((r) => (isRecord(r) && Array.isArray(r['Fn::GetAtt']) ? String(r['Fn::GetAtt'][0]) : '')).sort()).toEqual(alarmIds);
+    expect(widgets.filter((w) => w.type === 'alarm')).toHaveLength(1);
+  });
+
+  it('sizes each function\'s memory to what it needs', () => {
+    const memory = (id: string): unknown => resource(id).Properties.MemorySize;
+    // Webhooks without media at the smallest size; WeChat and voice larger for a cold start
+    // inside the vendor's window; the worker for a 25 MB media file.
+    expect([memory('WhatsappLambdaFunction'), memory('TwilioMessagingLambdaFunction')]).toEqual([128, 128]);
+    expect([memory('WechatLambdaFunction'), memory('TwilioVoiceLambdaFunction'), memory('WorkerLambdaFunction')]).toEqual([256, 256, 320]);
   });
 
   it('builds no network for a fixed egress IP unless asked', () => {

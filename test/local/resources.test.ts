@@ -86,7 +86,8 @@ describe('createResources on dynalite + fauxqs', () => {
       { AttributeName: 'pendingPk', KeyType: 'HASH' },
       { AttributeName: 'pendingSk', KeyType: 'RANGE' },
     ]);
-    expect(pending?.Projection?.ProjectionType).toBe('ALL');
+    // Keys only: readers GetItem the records (lib/store/messages.ts listPendingKeys).
+    expect(pending?.Projection?.ProjectionType).toBe('KEYS_ONLY');
     // dynalite has no UpdateTimeToLive: reported, not fatal.
     expect(res.ttlEnabled).toBe(false);
   });

@@ -63,6 +63,13 @@ export interface GatewayOptions {
   startWorker?: boolean;
   /** Set false to leave the DLQ unconsumed (to look at what SQS redrove there). */
   deadLetterFunction?: boolean;
+  /**
+   * Other endpoints for the functions' DynamoDB and SQS calls, in front of the stack's
+   * emulators (e.g. the counting proxies of `npm run cost`). Not with `faultProxies`.
+   */
+  endpoints?: (stack: TestStack) => Promise<{ dynamo: string; sqs: string }>;
+  /** Worker invocations running at once (default 4). */
+  workerConcurrency?: number;
 }
 
 /** Starts the gateway on fresh emulators. */
@@ -70,7 +77,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const visibility = opts.visibilityTimeoutSec ?? 10;
   const stack = await startTestStack({ visibilityTimeoutSec: visibility });
   const faults = opts.faultProxies ? { dynamo: await startFaultProxy(stack.dynamoEndpoint), sqs: await startFaultProxy(stack.sqsEndpoint) } : undefined;
-  const proxied = faults ? { DYNAMODB_ENDPOINT: faults.dynamo.url, SQS_ENDPOINT: faults.sqs.url } : {};
+  const other = opts.endpoints ? await opts.endpoints(stack) : undefined;
+  const proxied = faults ? { DYNAMODB_ENDPOINT: faults.dynamo.url, SQS_ENDPOINT: faults.sqs.url } : other ? { DYNAMODB_ENDPOINT: other.dynamo, SQS_ENDPOINT: other.sqs } : {};
   const config = loadConfig({ ...stack.env, ...opts.env, ...proxied });
   const log = opts.log ?? (process.env.TEST_LOG ? consoleLog : silentLog);
   const turnDeps = createTurnDeps(config, log, { flushIntervalMs: 20, ...opts.worker });
@@ -88,7 +96,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     region: config.aws.region,
     waitTimeSec: 1,
     // Lambda runs several batches at once (one per active message group): so do we.
-    concurrency: 4,
+    concurrency: opts.workerConcurrency ?? 4,
     ...(opts.workerTimeoutSec !== undefined ? { timeoutSec: opts.workerTimeoutSec } : {}),
     handler: async (event, context) => {
       batches.push(event);

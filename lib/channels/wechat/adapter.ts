@@ -126,6 +126,8 @@ export function createWeChatAdapter(
   }
 
   return {
+    // A held passive delivery (or a "1") shows the part of the answer generated so far.
+    showsPartialAnswer: true,
     async onJobStart(job: Job): Promise<void> {
       // The typing indicator only exists for the customer-service API.
       if (cfg.replyMode !== 'customer_service' || !api) return;

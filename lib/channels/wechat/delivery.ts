@@ -89,6 +89,7 @@ export interface PageShow {
 export interface DeliveryStore {
   get(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined>;
   listPending(channel: 'wechat', userId: string, nowMs: number, limit?: number): Promise<MessageRecord[]>;
+  listPendingKeys(channel: 'wechat', userId: string, limit?: number): Promise<MessageKey[]>;
   claimFetch(job: Job, nowMs: number): Promise<ClaimResult>;
   claimDelivery(k: MessageKey, owner: DeliveryOwner, nowMs: number): Promise<boolean>;
   pointAt(request: MessageKey, answerMsgKey: string, nowMs: number): Promise<void>;
@@ -126,6 +127,11 @@ export class WeChatDelivery implements DeliveryStore {
 
   listPending(channel: 'wechat', userId: string, nowMs: number, limit?: number): Promise<MessageRecord[]> {
     return this.messages.listPending(channel, userId, nowMs, limit);
+  }
+
+  /** The keys only, from the index (each must be read consistently before use). */
+  listPendingKeys(channel: 'wechat', userId: string, limit?: number): Promise<MessageKey[]> {
+    return this.messages.listPendingKeys(channel, userId, limit);
   }
 
   /** Claims a "reply 1" request: deduped like any message, never queued, never pending. */

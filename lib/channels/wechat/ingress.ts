@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { METRIC, type MetricsSink } from '../../core/metrics';
 import { randomBytes } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AppConfig, WeChatConfig } from '../../config';
@@ -33,6 +34,8 @@ export interface WeChatIngressDeps extends IngressDeps, RespondDeps {
   bindings: SignatureBindings;
   /** Random bytes for encrypted replies (pinned in tests). */
   random: (size: number) => Buffer;
+  /** Counts reply pages by path (`WeChatAnswers`). */
+  metrics?: MetricsSink;
 }
 
 /** WeChat's literal "nothing to say" body: no reply, no retry, no error shown to the user. */
@@ -91,6 +94,7 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
     if (bound === 'conflict') return reject(deps, 403, 'signature reused for another message');
     const { claimed, respond } = await claim(deps, turn.job, turn.fetchable);
     answer = await respond(deps, { job: turn.job, record: claimed.record, created: claimed.created, receivedAtMs: req.receivedAtMs });
+    if (answer.kind === 'text') deps.metrics?.count(METRIC.wechatAnswers, { path: respond === respondFetch ? 'fetch' : 'passive' });
   } catch (err) {
     // DynamoDB or SQS failed. WeChat shows an error for a 5xx and does not retry it, but
     // retries (three deliveries in all) a request that gets no answer within 5 s
@@ -113,6 +117,7 @@ export interface WeChatIngressParts {
   random: (size: number) => Buffer;
   pollMs: number;
   holdMs: number;
+  metrics?: MetricsSink;
 }
 
 /** Builds the webhook's dependencies on the message table. */
@@ -132,6 +137,7 @@ export function createWeChatIngressDeps(app: AppConfig, cfg: WeChatConfig, parts
     pageBytes: cfg.pageBytes,
     fetchKeyword: cfg.fetchKeyword,
     failedJobHoldMs: app.failedJobHoldSec * 1000,
+    ...(parts.metrics ? { metrics: parts.metrics } : {}),
   };
 }
 

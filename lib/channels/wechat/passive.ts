@@ -83,7 +83,7 @@ export async function takeNextPage(deps: PageDeps, userId: string, mode: PageMod
   const now = deps.clock.nowMs();
   const lead = opts.lead ?? '';
   const pageBytes = deps.pageBytes - utf8Length(lead);
-  const listed: MessageKey[] = await deps.delivery.listPending('wechat', userId, now);
+  const listed: MessageKey[] = await deps.delivery.listPendingKeys('wechat', userId);
   // The index is eventually consistent: a message claimed a moment ago may be missing
   // from it, so the request's own message is always considered (it is the newest).
   if (opts.own && !listed.some((k) => k.msgKey === opts.own?.msgKey)) listed.push(opts.own);

@@ -64,7 +64,7 @@ async function previousReply(deps: RespondDeps, req: ClaimedRequest): Promise<Re
 export async function isFetch(delivery: DeliveryStore, job: Job, nowMs: number): Promise<boolean> {
   const existing = await delivery.get(keyOf(job), nowMs);
   if (existing) return existing.note.kind === 'fetch';
-  return (await delivery.listPending('wechat', job.userId, nowMs, 1)).length > 0;
+  return (await delivery.listPendingKeys('wechat', job.userId, 1)).length > 0;
 }
 
 /**

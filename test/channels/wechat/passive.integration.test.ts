@@ -6,6 +6,8 @@
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
+import { RecordingMetrics } from '../../fakes/fake-metrics';
+import { METRIC } from '../../../lib/core/metrics';
 import type { Job } from '../../../lib/core/types';
 
 const TOKEN = 'testtoken';
@@ -16,6 +18,7 @@ describe('WeChat passive replies', () => {
   let llm: FakeOpenAi;
   let gw: Gateway;
   let platform: WeChatPlatform;
+  const metrics = new RecordingMetrics();
 
   beforeAll(async () => {
     llm = await startFakeOpenAi();
@@ -28,7 +31,7 @@ describe('WeChat passive replies', () => {
         WECHAT_REPLY_WAIT_MS: '1500',
         WECHAT_PAGE_BYTES: '2000',
       },
-      wechat: { pollMs: 20, holdMs: WINDOW_MS + 150 },
+      wechat: { pollMs: 20, holdMs: WINDOW_MS + 150, metrics },
     });
     platform = new WeChatPlatform({ url: `${gw.http.url}/wechat`, token: TOKEN, windowMs: WINDOW_MS });
     // Warm up (SDK clients, emulators' first requests) so timings below are steady.
@@ -79,6 +82,8 @@ describe('WeChat passive replies', () => {
     llm.chunkChars = 4;
     llm.chunkDelayMs = 120; // ~70 chunks * 120 ms ≈ 8.4 s, past three windows
     // Act
+    const passiveBefore = metrics.total(METRIC.wechatAnswers, { path: 'passive' });
+    const fetchBefore = metrics.total(METRIC.wechatAnswers, { path: 'fetch' });
     const first = await platform.send(user, 'tell me slowly');
     const replies = [first.reply, (await platform.send(user, '1')).reply];
     await gw.idle();
@@ -90,6 +95,11 @@ describe('WeChat passive replies', () => {
     expect(first.reply).toMatch(/reply 1|Still thinking/);
     const shown = replies.filter((r) => r !== undefined && !r.startsWith('正在思考')).map(strip).join('');
     expect(shown).toBe(answer);
+    // The operator sees one page in the passive window and the rest through "1" (a page served
+    // again to a redelivery of a late reply counts again: it was sent again).
+    expect(metrics.total(METRIC.wechatAnswers, { path: 'passive' }) - passiveBefore).toBeGreaterThanOrEqual(1);
+    expect(metrics.total(METRIC.wechatAnswers, { path: 'fetch' }) - fetchBefore).toBeGreaterThanOrEqual(replies.slice(1).filter((r) => r !== undefined).length);
+    expect(metrics.total(METRIC.wechatAnswers, { path: 'fetch' }) - fetchBefore).toBeGreaterThan(0);
   });
 
   it('makes one LLM call for a redelivered message', async () => {

@@ -121,6 +121,29 @@ describe('WhatsApp webhook → worker → Graph API', () => {
       expect(await recordOf(user, id)).toMatchObject({ status: 'done', deliveredParts: 1, pending: false });
     });
 
+    it('stores the answer only when it is finished: nobody reads a partial WhatsApp answer', async () => {
+      // Arrange: a stream of ~40 chunks, 30 ms apart (the gateway's progress interval is 20 ms).
+      const user = '15550100031';
+      const id = sampleWamid();
+      llm.chunkChars = 4;
+      llm.chunkDelayMs = 30;
+      llm.answer = () => 'A slowly streamed answer, word by word by word by word.'.repeat(3);
+      // Act: watch the record while the worker streams.
+      await meta.post(sampleTextWebhook({ phoneNumberId: PNID, from: user, text: 'slowly', id }));
+      const seen: { status: string; answer: string }[] = [];
+      await eventually(async () => {
+        const rec = await recordOf(user, id);
+        if (rec) seen.push({ status: rec.status, answer: rec.answer });
+        return rec?.status === 'done';
+      }, 10_000);
+      await settled();
+      // Assert: it was seen streaming, never with part of the answer; the whole answer arrived.
+      const streaming = seen.filter((s) => s.status === 'streaming');
+      expect(streaming.length).toBeGreaterThan(3);
+      expect(new Set(streaming.map((s) => s.answer))).toEqual(new Set(['']));
+      expect(graph.textsTo(user)).toEqual(['A slowly streamed answer, word by word by word by word.'.repeat(3)]);
+    });
+
     it('rejects a bad or missing signature with 401 and enqueues nothing', async () => {
       // Arrange
       const user = '15550100002';
