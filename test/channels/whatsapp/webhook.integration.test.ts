@@ -55,8 +55,11 @@ describe('WhatsApp webhook → worker → Graph API', () => {
         WHATSAPP_REENGAGE_TEMPLATE_LANGUAGE: 'en_US',
       },
       routes: (cfg) => ({ '/whatsapp': createWhatsAppHandler(cfg, { log: silentLog }) }),
-      // Redeliveries after a retryable failure within 2 s (one poller, so no overlap).
-      visibilityTimeoutSec: 2,
+      // Retries after a failure come back on the worker's own short backoff; the visibility
+      // timeout only covers a crashed invocation. Like Lambda's rule (visibility at least the
+      // function's timeout), it must outlast a slow turn, or SQS hands a job still being
+      // answered to a second invocation.
+      visibilityTimeoutSec: 8,
     });
     meta = new MetaClient(`${gw.http.url}/whatsapp`, APP_SECRET);
     // Like Meta: every accepted send is followed by signed status webhooks to us.
