@@ -148,8 +148,8 @@ async function deliverySimulation(): Promise<void> {
     });
     const worker = createWorkerHandler(createTurnDeps(cfg, silentLog, { flushIntervalMs: 10 }));
     const sqs = new SQSClient(awsClientConfig(emulators.sqsEndpoint, region));
-    // Lambda runs one invocation per active message group, up to its concurrency: 10 pollers here.
-    const source = startEventSource({ sqs, queueUrl: res.queueUrl, queueArn: res.queueArn, region, handler: worker, waitTimeSec: 1, concurrency: 10 });
+    // Lambda runs one invocation per active message group, up to the trigger's maximumConcurrency.
+    const source = startEventSource({ sqs, queueUrl: res.queueUrl, queueArn: res.queueArn, region, handler: worker, waitTimeSec: 1, maxConcurrency: 50 });
     const http = await serveLambdas({ '/wechat': createWeChatHandler(cfg, { log: silentLog, pollMs: 30, holdMs: Math.round(5300 / SCALE) }) });
     const platform = new WeChatPlatform({ url: `${http.url}/wechat`, token: 'simtoken', windowMs });
     const n = 60;

@@ -11,7 +11,8 @@
  * - PORT (3000), HOST (localhost), LAMBDA_PORT (3002): serverless-offline's listeners.
  * - LOCAL_DYNAMO_ENGINE: auto (default: DynamoDB Local when java is on PATH) | dynalite | dynamodb-local.
  * - LOCAL_VISIBILITY_TIMEOUT_SEC: job queue visibility timeout (default: queue.json's).
- * - LOCAL_WORKER_CONCURRENCY: worker batches run side by side (default 4; Lambda scales per group).
+ * - LOCAL_WORKER_CONCURRENCY: most worker batches in flight, one per active message group (default
+ *   50, as the worker trigger's maximumConcurrency in serverless.yml; Lambda scales the same way).
  * With no channel configured at all, WeChat is enabled with the token `local-dev-token`.
  *
  * Ctrl+C (SIGINT) or SIGTERM stops everything and exits 0; if serverless offline dies on its
@@ -180,7 +181,7 @@ async function main(): Promise<void> {
     }
     engine = parseEngine(merged.LOCAL_DYNAMO_ENGINE);
     visibilityTimeoutSec = merged.LOCAL_VISIBILITY_TIMEOUT_SEC ? positiveInt(merged.LOCAL_VISIBILITY_TIMEOUT_SEC, 'LOCAL_VISIBILITY_TIMEOUT_SEC', 1) : undefined;
-    concurrency = positiveInt(merged.LOCAL_WORKER_CONCURRENCY, 'LOCAL_WORKER_CONCURRENCY', 4);
+    concurrency = positiveInt(merged.LOCAL_WORKER_CONCURRENCY, 'LOCAL_WORKER_CONCURRENCY', 50);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`Configuration error: ${err.message}\n`);
@@ -336,7 +337,7 @@ async function main(): Promise<void> {
       handler: worker.handler,
       batchSize: 5, // as serverless.yml
       waitTimeSec: 20,
-      concurrency,
+      maxConcurrency: concurrency,
       timeoutSec: 300,
       log: (line) => process.stderr.write(`${line}\n`),
     });
