@@ -9,20 +9,26 @@ import { createServer } from 'node:http';
 export interface LatencyLlm {
   baseUrl: string;
   calls(): number;
+  /** When (epoch ms) the first request for each question arrived, by question id. */
+  arrivals: Map<string, number>;
   close(): Promise<void>;
 }
 
 /** Starts the server on 127.0.0.1 at a random port. */
 export async function startLatencyLlm(): Promise<LatencyLlm> {
   let calls = 0;
+  const arrivals = new Map<string, number>();
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
+    const arrivedAt = Date.now();
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       calls++;
       const body = Buffer.concat(chunks).toString('utf8');
-      const latency = Number(/latency:(\d+)/.exec(body)?.[1] ?? '0');
-      const question = /question (\d+)/.exec(body)?.[1] ?? '?';
+      const latency = Number([...body.matchAll(/latency:(\d+)/g)].pop()?.[1] ?? '0');
+      // The last question in the body: the history before it holds earlier ones.
+      const question = [...body.matchAll(/question ([\w-]+)/g)].pop()?.[1] ?? '?';
+      if (!arrivals.has(question)) arrivals.set(question, arrivedAt);
       const answer = `Answer to question ${question}`;
       setTimeout(() => {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -40,6 +46,7 @@ export async function startLatencyLlm(): Promise<LatencyLlm> {
   return {
     baseUrl: `http://127.0.0.1:${address.port}/v1`,
     calls: () => calls,
+    arrivals,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

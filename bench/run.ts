@@ -4,7 +4,8 @@
  *  - WeChat ingress latency p50/p99 and messages/s against the embedded DynamoDB and SQS
  *    (LLM excluded: verify → parse → claim → enqueue → acknowledge);
  *  - WeChat delivery with a fake LLM whose latency is spread over 1-30 s: the share of
- *    messages answered without the user sending "1", and LLM calls per message.
+ *    messages answered without the user sending "1", and LLM calls per message;
+ *  - the real-time load benchmarks of bench/load.ts (`npm run bench -- load` runs only those).
  * Not a test: figures depend on the machine. Record them in the README.
  */
 import { build } from 'esbuild';
@@ -28,6 +29,7 @@ import { toEvent } from '../test/support/lambda-http';
 import { wechatSignature } from '../lib/channels/wechat/signature';
 import { startLatencyLlm } from './latency-llm';
 import { extraBenches } from './extra';
+import { loadBenches } from './load';
 import { measureSequential, pct } from './stats';
 
 const root = join(__dirname, '..');
@@ -148,8 +150,8 @@ async function deliverySimulation(): Promise<void> {
     });
     const worker = createWorkerHandler(createTurnDeps(cfg, silentLog, { flushIntervalMs: 10 }));
     const sqs = new SQSClient(awsClientConfig(emulators.sqsEndpoint, region));
-    // Lambda runs one invocation per active message group, up to its concurrency: 10 pollers here.
-    const source = startEventSource({ sqs, queueUrl: res.queueUrl, queueArn: res.queueArn, region, handler: worker, waitTimeSec: 1, concurrency: 10 });
+    // Lambda runs one invocation per active message group, up to the trigger's maximumConcurrency.
+    const source = startEventSource({ sqs, queueUrl: res.queueUrl, queueArn: res.queueArn, region, handler: worker, waitTimeSec: 1, maxConcurrency: 50 });
     const http = await serveLambdas({ '/wechat': createWeChatHandler(cfg, { log: silentLog, pollMs: 30, holdMs: Math.round(5300 / SCALE) }) });
     const platform = new WeChatPlatform({ url: `${http.url}/wechat`, token: 'simtoken', windowMs });
     const n = 60;
@@ -183,9 +185,15 @@ async function deliverySimulation(): Promise<void> {
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE = '1';
   console.log(`# Benchmarks (${new Date().toISOString()}, node ${process.version})`);
+  // `npm run bench -- load`: only the real-time load benchmarks (bench/load.ts).
+  if (process.argv.includes('load')) {
+    await loadBenches();
+    return;
+  }
   await bundles();
   await ingress();
   await deliverySimulation();
+  await loadBenches();
 }
 
 main().catch((err: unknown) => {

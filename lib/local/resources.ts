@@ -364,7 +364,10 @@ async function createQueue(sqs: SQSClient, name: string, attributes: Record<stri
     if (!(err instanceof QueueNameExists) && !errorName(err).endsWith('QueueNameExists')) throw err;
     url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
     if (url === undefined) throw err;
-    const mutable = Object.fromEntries(Object.entries(attributes).filter(([name]) => name !== 'FifoQueue'));
+    // fauxqs takes the high-throughput FIFO settings at creation only (SetQueueAttributes
+    // answers InvalidAttributeName for them), and an existing local queue already has them.
+    const fixed = new Set(['FifoQueue', 'DeduplicationScope', 'FifoThroughputLimit']);
+    const mutable = Object.fromEntries(Object.entries(attributes).filter(([name]) => !fixed.has(name)));
     await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: mutable }));
   }
   if (url === undefined) throw new Error(`CreateQueue ${name} returned no QueueUrl`);

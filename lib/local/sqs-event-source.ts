@@ -17,9 +17,16 @@
  * Redrive to the DLQ after `maxReceiveCount` is done by fauxqs itself when a message is
  * received once too often (like SQS), so nothing here emulates it.
  *
- * Not emulated: Lambda scales FIFO consumers per message group; here `concurrency` pollers
- * (default 1) run batches side by side, and fauxqs hands out at most one message per group
- * at a time, so a group's order is kept either way.
+ * Scaling follows Lambda's FIFO event source: "the number of concurrent batches equals the
+ * number of active message groups", up to the mapping's `MaximumConcurrency`
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html,
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html#services-sqs-max-concurrency).
+ * Each receive is split by message group and every group's records become one invocation of
+ * their own, so a slow user never holds up another. A group has at most one batch in flight:
+ * SQS (and fauxqs) hand out no message of a group while an earlier one is in flight, so its
+ * order is kept across batches and redeliveries. Receives are long polls that return as soon as
+ * one message is there, and a receive asks for no more messages than there are free slots
+ * under the ceiling, so the ceiling holds even if every message is from another group.
  */
 import { randomUUID } from 'node:crypto';
 import type { Context, SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSRecord, SQSRecordAttributes } from 'aws-lambda';
@@ -50,8 +57,13 @@ export interface EventSourceOptions {
   batchSize?: number;
   /** Long-poll wait, 0-20 s (Lambda uses 20). */
   waitTimeSec?: number;
-  /** Pollers running batches side by side (default 1). */
-  concurrency?: number;
+  /**
+   * Most batches in flight at once, one per active message group (default 50, as the
+   * worker's `maximumConcurrency` in serverless.yml). 1 runs the batches one after the other.
+   */
+  maxConcurrency?: number;
+  /** Receive calls outstanding at once while slots are free (default 2): a receive is one round trip, two hide it. */
+  pollers?: number;
   /** Function name for the context (default `worker`). */
   functionName?: string;
   /** The function's timeout for `getRemainingTimeInMillis` and the overrun check (default 300 s, as serverless.yml). */
@@ -196,13 +208,34 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Splits received messages by message group, keeping each group's order (SQS returns a group's messages in order). */
+export function splitByGroup(messages: readonly Message[]): Message[][] {
+  const groups = new Map<string, Message[]>();
+  const ungrouped: Message[][] = [];
+  for (const message of messages) {
+    const group = message.Attributes?.MessageGroupId;
+    // A standard queue has no groups: each message is its own unit.
+    if (group === undefined) {
+      ungrouped.push([message]);
+      continue;
+    }
+    const list = groups.get(group);
+    if (list) list.push(message);
+    else groups.set(group, [message]);
+  }
+  return [...groups.values(), ...ungrouped];
+}
+
 /** Starts polling `queueUrl` and invoking `handler` like Lambda's SQS trigger. */
 export function startEventSource(opts: EventSourceOptions): EventSource {
   const batchSize = opts.batchSize ?? 10;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) throw new Error('batchSize must be 1-10 (SQS limit)');
   const waitTimeSec = opts.waitTimeSec ?? 20;
   if (waitTimeSec < 0 || waitTimeSec > 20) throw new Error('waitTimeSec must be 0-20');
-  const concurrency = opts.concurrency ?? 1;
+  const maxConcurrency = opts.maxConcurrency ?? 50;
+  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1) throw new Error('maxConcurrency must be a positive integer');
+  const pollerCount = opts.pollers ?? 2;
+  if (!Number.isInteger(pollerCount) || pollerCount < 1) throw new Error('pollers must be a positive integer');
   const functionName = opts.functionName ?? 'worker';
   const timeoutMs = (opts.timeoutSec ?? 300) * 1000;
   const memoryLimitInMB = opts.memoryLimitInMB ?? 512;
@@ -210,10 +243,36 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
   const log = opts.log ?? ((): void => undefined);
   const controller = new AbortController();
   const { signal } = controller;
-  /** Invocations in progress (handler running or its deletes pending). */
-  let running = 0;
-  // A function, not the variable: the count changes while idle() awaits.
-  const busy = (): boolean => running > 0;
+  /** Slots taken: batches running (handler or deletes pending) plus slots reserved by receives in progress. */
+  let taken = 0;
+  /** Batches running, for idle() and stop(). */
+  const invocations = new Set<Promise<void>>();
+  /** Pollers waiting for a free slot. */
+  let waiters: (() => void)[] = [];
+  // A function, not the variable: the set changes while idle() awaits.
+  const busy = (): boolean => invocations.size > 0;
+  const stopped = (): boolean => signal.aborted;
+
+  function release(slots: number): void {
+    taken -= slots;
+    const woken = waiters;
+    waiters = [];
+    for (const wake of woken) wake();
+  }
+
+  /** Resolves once a slot is free (or on stop). */
+  async function freeSlot(): Promise<void> {
+    while (taken >= maxConcurrency && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        waiters.push(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
 
   async function deleteRecords(records: SQSRecord[]): Promise<void> {
     if (records.length === 0) return;
@@ -254,14 +313,33 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
     await deleteRecords(event.Records.filter((record) => !failed.has(record.messageId)));
   }
 
+  /** Runs one group's batch in a slot already taken; frees the slot when its deletes are done. */
+  function launch(messages: Message[]): void {
+    // Counted from the moment the batch is ours until its deletes are done, so idle() never
+    // sees an empty queue while a batch is still being settled.
+    const run = invoke(messages)
+      .catch((err: unknown) => log(`[sqs] could not settle a batch: ${describe(err)}`))
+      .finally(() => {
+        invocations.delete(run);
+        release(1);
+      });
+    invocations.add(run);
+  }
+
   async function poll(): Promise<void> {
     while (!signal.aborted) {
+      await freeSlot();
+      // Read through a function: stop() may have aborted while we waited.
+      if (stopped()) return;
+      // Each message may be of another group, so ask for no more than the free slots.
+      const want = Math.min(batchSize, maxConcurrency - taken);
+      taken += want;
       let messages: Message[];
       try {
         const received = await opts.sqs.send(
           new ReceiveMessageCommand({
             QueueUrl: opts.queueUrl,
-            MaxNumberOfMessages: batchSize,
+            MaxNumberOfMessages: want,
             WaitTimeSeconds: waitTimeSec,
             MessageSystemAttributeNames: ['All'],
             MessageAttributeNames: ['All'],
@@ -270,26 +348,20 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
         );
         messages = received.Messages ?? [];
       } catch (err) {
+        release(want);
         if (isAbort(err, signal)) return;
         log(`[sqs] ReceiveMessage failed, retrying in 1 s: ${describe(err)}`);
         await pause(1000, signal);
         continue;
       }
-      if (messages.length === 0) continue;
-      // Counted from the moment the batch is ours until its deletes are done, so idle() never
-      // sees an empty queue while a batch is still being settled.
-      running += 1;
-      try {
-        await invoke(messages);
-      } catch (err) {
-        log(`[sqs] could not settle a batch: ${describe(err)}`);
-      } finally {
-        running -= 1;
-      }
+      const batches = splitByGroup(messages);
+      // Keep one slot per batch, give back the rest.
+      release(want - batches.length);
+      for (const batch of batches) launch(batch);
     }
   }
 
-  const pollers = Array.from({ length: concurrency }, () =>
+  const pollers = Array.from({ length: Math.min(pollerCount, maxConcurrency) }, () =>
     poll().catch((err: unknown) => log(`[sqs] poller stopped: ${describe(err)}`)),
   );
 
@@ -316,9 +388,14 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
         const grace = new Promise<'timeout'>((resolve) => {
           timer = setTimeout(() => resolve('timeout'), stopGraceMs);
         });
-        const outcome = await Promise.race([Promise.all(pollers).then((): 'done' => 'done'), grace]);
+        const settled = (async (): Promise<'done'> => {
+          await Promise.all(pollers);
+          await Promise.all([...invocations]);
+          return 'done';
+        })();
+        const outcome = await Promise.race([settled, grace]);
         clearTimeout(timer);
-        if (outcome === 'timeout') log(`[sqs] ${running} invocation(s) still running after ${stopGraceMs} ms; not waiting any longer`);
+        if (outcome === 'timeout') log(`[sqs] ${invocations.size} invocation(s) still running after ${stopGraceMs} ms; not waiting any longer`);
       })();
       return stopping;
     },
@@ -327,7 +404,7 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
       for (;;) {
         // Checked on both sides of the queue query: a batch may be received in between.
         if (!busy() && (await queueEmpty()) && !busy()) return;
-        if (Date.now() > deadline) throw new Error(`event source not idle after ${idleTimeoutMs} ms (${running} invocation(s) running)`);
+        if (Date.now() > deadline) throw new Error(`event source not idle after ${idleTimeoutMs} ms (${invocations.size} invocation(s) running)`);
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
     },

@@ -11,7 +11,14 @@
  * - PORT (3000), HOST (localhost), LAMBDA_PORT (3002): serverless-offline's listeners.
  * - LOCAL_DYNAMO_ENGINE: auto (default: DynamoDB Local when java is on PATH) | dynalite | dynamodb-local.
  * - LOCAL_VISIBILITY_TIMEOUT_SEC: job queue visibility timeout (default: queue.json's).
- * - LOCAL_WORKER_CONCURRENCY: worker batches run side by side (default 4; Lambda scales per group).
+ * - LOCAL_WORKER_CONCURRENCY: most worker batches in flight, one per active message group (default
+ *   50, as the worker trigger's maximumConcurrency in serverless.yml; Lambda scales the same way).
+ * - LOCAL_WARM_HANDLERS: warm handler instances kept per webhook function (default 8; 0: none).
+ *   serverless offline runs each request in a worker thread of its own and keeps the thread
+ *   (the handler stays loaded, as in a warm Lambda) for the next request; a request that
+ *   finds none idle pays a cold load, as Lambda's scale-out does. Pre-warming these at start
+ *   is the local counterpart of provisioned concurrency: a burst of that many webhooks finds
+ *   warm handlers, each still isolated (one request per thread at a time).
  * - SIMULATOR (on): `off` serves no channel simulator; SIMULATOR_PORT (3100) is where it listens.
  * With the simulator on (local/simulator/), every channel without settings gets local ones and
  * its outbound API points at the simulator's stand-ins. With it off and no channel configured,
@@ -149,6 +156,26 @@ async function waitForHttp(url: string, offlineExited: () => boolean, timeoutMs:
   }
 }
 
+/**
+ * Sends `count` requests at once to each path (GET, or POST for Twilio's form routes),
+ * unsigned: the handlers load and refuse them (403) without touching any state, and
+ * serverless offline keeps each of those worker threads for later requests.
+ */
+async function warmHandlers(url: string, paths: readonly string[], count: number): Promise<void> {
+  await Promise.all(
+    paths.flatMap((path) =>
+      Array.from({ length: count }, async () => {
+        try {
+          const res = await fetch(url + path, { method: path.startsWith('/twilio/') ? 'POST' : 'GET', signal: AbortSignal.timeout(60_000) });
+          await res.arrayBuffer();
+        } catch {
+          // A handler that failed to warm loads on its first real request instead.
+        }
+      }),
+    ),
+  );
+}
+
 function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: LocalResources, startedMs: number, devWeChat: boolean): string {
   const channels = enabledChannels(cfg).map((name) => `${name} (${(CHANNEL_PATHS[name] ?? [`/${name}`]).map((path) => url + path).join(', ')})`);
   if (devWeChat) channels.push(`token "${LOCAL_WECHAT_TOKEN}" because no channel is configured`);
@@ -182,6 +209,7 @@ async function main(): Promise<void> {
   let engine: 'auto' | DynamoEngine;
   let visibilityTimeoutSec: number | undefined;
   let concurrency: number;
+  let warm: number;
   try {
     if (simulatorOn) {
       // The simulator listens first: the local settings point the channels' APIs at it.
@@ -205,7 +233,8 @@ async function main(): Promise<void> {
     }
     engine = parseEngine(merged.LOCAL_DYNAMO_ENGINE);
     visibilityTimeoutSec = merged.LOCAL_VISIBILITY_TIMEOUT_SEC ? positiveInt(merged.LOCAL_VISIBILITY_TIMEOUT_SEC, 'LOCAL_VISIBILITY_TIMEOUT_SEC', 1) : undefined;
-    concurrency = positiveInt(merged.LOCAL_WORKER_CONCURRENCY, 'LOCAL_WORKER_CONCURRENCY', 4);
+    concurrency = positiveInt(merged.LOCAL_WORKER_CONCURRENCY, 'LOCAL_WORKER_CONCURRENCY', 50);
+    warm = merged.LOCAL_WARM_HANDLERS?.trim() === '0' ? 0 : positiveInt(merged.LOCAL_WARM_HANDLERS, 'LOCAL_WARM_HANDLERS', 8);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`Configuration error: ${err.message}\n`);
@@ -362,7 +391,7 @@ async function main(): Promise<void> {
       handler: simulator ? simulator.observeWorker(worker.handler) : worker.handler,
       batchSize: 5, // as serverless.yml
       waitTimeSec: 20,
-      concurrency,
+      maxConcurrency: concurrency,
       timeoutSec: 300,
       log: (line) => process.stderr.write(`${line}\n`),
     });
@@ -371,6 +400,12 @@ async function main(): Promise<void> {
     const url = `http://${clientHost}:${port}`;
     simulator?.configure({ cfg: loadConfig({ ...merged, ...awsEnv, ...localEnv }), gatewayUrl: url, simulated: simulated ?? { wechat: false, whatsapp: false, twilio: false } });
     await waitForHttp(`${url}/health`, () => child.exitCode !== null || child.signalCode !== null, 120_000);
+    if (warm > 0) {
+      const t1 = Date.now();
+      const paths = enabledChannels(cfg).flatMap((name) => CHANNEL_PATHS[name] ?? []);
+      await warmHandlers(url, paths, warm);
+      log(`${warm} warm handler(s) per webhook function in ${seconds(Date.now() - t1)}`);
+    }
     if (!stopping()) process.stdout.write(banner(cfg, url, emulators, resources, Date.now() - started, devWeChat));
     if (simulator && !stopping()) process.stdout.write(`Simulator: ${simulator.url}/\n`);
   } catch (err) {

@@ -43,7 +43,7 @@ export interface MessageRecord extends MessageKey {
   deliveryOwner: DeliveryOwner | undefined;
   /** Webhook deliveries seen for this message (WeChat retries the same MsgId). */
   deliveries: number;
-  /** Whether the job reached the queue (a claim without a job is re-enqueued). */
+  /** Set when `npm run dlq -- replay` re-enqueued the job; webhooks do not write it (they enqueue on every delivery of a queued record, lib/core/ingress.ts). */
   enqueued: boolean;
   /** True while the record is in the `pending` index (answer not fully delivered). */
   pending: boolean;

@@ -25,5 +25,9 @@ startEventSource({
   region: cfg.aws.region,
   handler: createWorkerHandler(deps, { sqs, queueUrl: cfg.aws.queueUrl, backoff: { baseSec: 1, maxSec: 2 } }),
   waitTimeSec: 1,
+  // One invocation at a time: the tests' 2 s visibility timeout is far below a turn's run time
+  // (Lambda refuses a trigger whose queue's visibility is shorter than the function timeout),
+  // so with free slots a redelivery would race the invocation still running.
+  maxConcurrency: 1,
 });
 process.stdout.write('ready\n');

@@ -354,6 +354,10 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect(queue.Type).toBe('AWS::SQS::Queue');
     expect(queue.Properties.FifoQueue).toBe(true);
     expect(queue.Properties.QueueName).toBe(`llm-gateway-${STAGE}-jobs.fifo`);
+    // High-throughput FIFO: without it the queue caps at 300 sends/s
+    // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/high-throughput-fifo.html).
+    expect(queue.Properties.DeduplicationScope).toBe('messageGroup');
+    expect(queue.Properties.FifoThroughputLimit).toBe('perMessageGroupId');
     expect(queue.Properties.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }, maxReceiveCount: 5 });
     expect(dlq.Type).toBe('AWS::SQS::Queue');
     expect(dlq.Properties.FifoQueue).toBe(true);
@@ -385,6 +389,8 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect(worker?.FunctionName).toEqual({ 'Fn::GetAtt': ['WorkerLambdaFunction', 'Arn'] });
     expect(worker?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
     expect(worker?.BatchSize).toBe(5);
+    // A burst of users cannot take the account's concurrency from the webhooks.
+    expect(worker?.ScalingConfig).toEqual({ MaximumConcurrency: 50 });
     const deadLetter = mappings.find((p) => JSON.stringify(p.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }));
     expect(deadLetter?.FunctionName).toEqual({ 'Fn::GetAtt': ['DeadLetterLambdaFunction', 'Arn'] });
     expect(deadLetter?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
@@ -504,14 +510,14 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
   });
 });
 
-describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param alarmEmail=…`, () => {
+describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param alarmEmail=… --param workerMaxConcurrency=20`, () => {
   const outDir = mkdtempSync(join(tmpdir(), 'sls-package-options-'));
   const home = mkdtempSync(join(tmpdir(), 'sls-home-'));
   const workFolder = `.esbuild/infra-test-options-${process.pid}`;
   let template: Template;
 
   beforeAll(async () => {
-    const run = await runPackage(outDir, home, workFolder, ['--param=wechatFixedIp=true', '--param=alarmEmail=ops@example.com']);
+    const run = await runPackage(outDir, home, workFolder, ['--param=wechatFixedIp=true', '--param=alarmEmail=ops@example.com', '--param=workerMaxConcurrency=20']);
     if (run.code !== 0) throw new Error(`serverless package failed (${run.code}):\n${run.output}`);
     template = readTemplate(outDir);
   }, 240_000);
@@ -540,6 +546,14 @@ describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param
     // Lambda manages the worker's network interfaces only in that case.
     const workerRole = obj(obj(r.WorkerRole, 'WorkerRole').Properties, 'WorkerRole.Properties');
     expect(strings(workerRole.ManagedPolicyArns)).toEqual(['WeChatFixedIp', 'arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole', 'AWS::NoValue']);
+  });
+
+  it('caps the worker trigger at --param workerMaxConcurrency', () => {
+    const mapping = Object.values(template.resources)
+      .filter((r) => isRecord(r) && r.Type === 'AWS::Lambda::EventSourceMapping')
+      .map((m) => obj(obj(m, 'mapping').Properties, 'mapping.Properties'))
+      .find((p) => JSON.stringify(p.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['JobQueue', 'Arn'] }));
+    expect(obj(mapping?.ScalingConfig, 'ScalingConfig').MaximumConcurrency).toEqual(20);
   });
 
   it('subscribes the alarm e-mail address to the topic', () => {

@@ -102,6 +102,9 @@ describe('createResources on dynalite + fauxqs', () => {
     expect(queue.ContentBasedDeduplication).toBe('false');
     expect(queue.VisibilityTimeout).toBe('1800');
     expect(queue.MessageRetentionPeriod).toBe('345600');
+    // High-throughput FIFO, as deployed.
+    expect(queue.DeduplicationScope).toBe('messageGroup');
+    expect(queue.FifoThroughputLimit).toBe('perMessageGroupId');
     const redrive: unknown = JSON.parse(queue.RedrivePolicy ?? '{}');
     expect(redrive).toEqual({ deadLetterTargetArn: dlq.QueueArn, maxReceiveCount: 5 });
     expect(dlq.QueueArn).toBe(res.deadLetterQueueArn);

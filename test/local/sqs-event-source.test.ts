@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
-import { startEventSource, type EventSource, type SqsBatchHandler } from '../../lib/local/sqs-event-source';
+import { splitByGroup, startEventSource, type EventSource, type SqsBatchHandler } from '../../lib/local/sqs-event-source';
 import { startTestStack, type TestStack } from '../support/stack';
 
 let stack: TestStack;
@@ -29,7 +29,7 @@ afterAll(async () => {
   await stack.stop();
 });
 
-function start(handler: SqsBatchHandler, extra: { batchSize?: number; log?: (line: string) => void } = {}): EventSource {
+function start(handler: SqsBatchHandler, extra: { batchSize?: number; maxConcurrency?: number; log?: (line: string) => void } = {}): EventSource {
   const source = startEventSource({
     sqs: stack.sqs,
     queueUrl: stack.queueUrl,
@@ -134,16 +134,130 @@ describe('startEventSource', () => {
     expect(await stack.receiveAll(stack.queueUrl)).toEqual([]);
   });
 
-  it('delivers several groups in one batch, never more than batchSize', async () => {
-    for (const group of ['a', 'b', 'c', 'd', 'e']) await send(group, `m-${group}`);
+  it("gives each message group a batch of its own, never more than batchSize records", async () => {
+    // Arrange: four records of group a, one each of b-e.
+    for (let i = 1; i <= 4; i++) await send('a', `a${i}`);
+    for (const group of ['b', 'c', 'd', 'e']) await send(group, `m-${group}`);
     const { calls, handler } = recorder();
-
+    // Act
     const source = start(handler, { batchSize: 3 });
     await source.idle();
+    // Assert: every batch is one group's, in order, and a's four records came in ≥ 2 batches.
+    expect(calls.flat().map((r) => r.body).sort()).toEqual(['a1', 'a2', 'a3', 'a4', 'm-b', 'm-c', 'm-d', 'm-e']);
+    for (const batch of calls) {
+      expect(batch.length).toBeLessThanOrEqual(3);
+      expect(new Set(batch.map((r) => r.attributes.MessageGroupId)).size).toBe(1);
+    }
+    expect(calls.filter((batch) => batch[0]?.attributes.MessageGroupId === 'a').flat().map((r) => r.body)).toEqual(['a1', 'a2', 'a3', 'a4']);
+  });
 
-    expect(calls.flat().map((r) => r.body).sort()).toEqual(['m-a', 'm-b', 'm-c', 'm-d', 'm-e']);
-    expect(Math.max(...calls.map((batch) => batch.length))).toBeLessThanOrEqual(3);
-    expect(Math.max(...calls.map((batch) => batch.length))).toBeGreaterThan(1);
+  describe('scheduling like the FIFO event source of Lambda', () => {
+    /** A handler that holds every batch until `open()`; counts batches in flight, overall and per group. */
+    function gate(): { handler: SqsBatchHandler; open: () => void; order: string[]; peak: () => number; peakPerGroup: () => number; running: () => number } {
+      let release: () => void = () => undefined;
+      let opened = false;
+      const gateOpen = new Promise<void>((resolve) => {
+        release = () => {
+          opened = true;
+          resolve();
+        };
+      });
+      let running = 0;
+      let peak = 0;
+      let peakPerGroup = 0;
+      const perGroup = new Map<string, number>();
+      const order: string[] = [];
+      return {
+        order,
+        open: () => release(),
+        peak: () => peak,
+        peakPerGroup: () => peakPerGroup,
+        running: () => running,
+        handler: async (event) => {
+          const group = event.Records[0]?.attributes.MessageGroupId ?? '';
+          running += 1;
+          peak = Math.max(peak, running);
+          perGroup.set(group, (perGroup.get(group) ?? 0) + 1);
+          peakPerGroup = Math.max(peakPerGroup, perGroup.get(group) ?? 0);
+          try {
+            if (!opened) await gateOpen;
+            // Hold a little even when open, so batches of one group could overlap if the source let them.
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            order.push(...event.Records.map((r) => r.body));
+          } finally {
+            running -= 1;
+            perGroup.set(group, (perGroup.get(group) ?? 1) - 1);
+          }
+          return undefined;
+        },
+      };
+    }
+
+    async function until(check: () => boolean, what: string): Promise<void> {
+      const deadline = Date.now() + 5000;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+
+    it('runs the batches of different groups side by side: a slow group holds up no other', async () => {
+      // Arrange: six users with one message each; every batch blocks until all six have started.
+      const g = gate();
+      for (const group of ['u1', 'u2', 'u3', 'u4', 'u5', 'u6']) await send(group, group);
+      // Act
+      const source = start(g.handler, { batchSize: 5 });
+      await until(() => g.running() === 6, 'six batches in flight');
+      g.open();
+      await source.idle();
+      // Assert
+      expect(g.peak()).toBe(6);
+      expect([...g.order].sort()).toEqual(['u1', 'u2', 'u3', 'u4', 'u5', 'u6']);
+    });
+
+    it('never has more than maxConcurrency batches in flight, and still runs every group', async () => {
+      // Arrange: seven groups, ceiling 3.
+      const g = gate();
+      for (let i = 1; i <= 7; i++) await send(`g${i}`, `g${i}`);
+      // Act
+      const source = start(g.handler, { batchSize: 5, maxConcurrency: 3 });
+      await until(() => g.running() === 3, 'three batches in flight');
+      // Give the pollers time to overstep the ceiling if they would.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const heldAtCeiling = g.running();
+      g.open();
+      await source.idle();
+      // Assert
+      expect(heldAtCeiling).toBe(3);
+      expect(g.peak()).toBe(3);
+      expect([...g.order].sort()).toEqual(['g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7']);
+    });
+
+    it('keeps one batch in flight per group, in order, while other groups run', async () => {
+      // Arrange: group A has five messages taken one per batch; B and C one each.
+      const g = gate();
+      for (let i = 1; i <= 5; i++) await send('A', `A${i}`);
+      await send('B', 'B1');
+      await send('C', 'C1');
+      g.open();
+      // Act
+      const source = start(g.handler, { batchSize: 1 });
+      await source.idle();
+      // Assert
+      expect(g.peakPerGroup()).toBe(1);
+      expect(g.order.filter((body) => body.startsWith('A'))).toEqual(['A1', 'A2', 'A3', 'A4', 'A5']);
+      expect(g.order).toEqual(expect.arrayContaining(['B1', 'C1']));
+    });
+
+    it('with maxConcurrency 1 runs the batches one after the other', async () => {
+      const g = gate();
+      g.open();
+      for (const group of ['x', 'y', 'z']) await send(group, group);
+      const source = start(g.handler, { maxConcurrency: 1 });
+      await source.idle();
+      expect(g.peak()).toBe(1);
+      expect([...g.order].sort()).toEqual(['x', 'y', 'z']);
+    });
   });
 
   it('redelivers only the records reported in batchItemFailures, with the receive count incremented', async () => {
@@ -261,5 +375,13 @@ describe('startEventSource', () => {
     const started = Date.now();
     await source.stop();
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('splitByGroup', () => {
+  it('splits by MessageGroupId keeping each group in order; a message without a group stands alone', () => {
+    const m = (id: string, group?: string) => ({ MessageId: id, ...(group ? { Attributes: { MessageGroupId: group } } : {}) });
+    const batches = splitByGroup([m('1', 'a'), m('2', 'b'), m('3', 'a'), m('4'), m('5', 'b'), m('6')]);
+    expect(batches.map((b) => b.map((x) => x.MessageId))).toEqual([['1', '3'], ['2', '5'], ['4'], ['6']]);
   });
 });

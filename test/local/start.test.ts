@@ -88,6 +88,8 @@ describe('npm start (lib/local/start.ts)', () => {
       // this test covers the stack alone (test/local/simulator/ covers the simulator).
       SIMULATOR: 'off',
       WECHAT_TOKEN: 'testtoken',
+      // Two warm WeChat handler threads before the banner (the default is 8).
+      LOCAL_WARM_HANDLERS: '2',
       LLM_PROVIDER: '',
       OPENAI_API_KEY: '',
       DIFY_API_KEY: '',
@@ -129,6 +131,7 @@ describe('npm start (lib/local/start.ts)', () => {
     expect(health).toEqual({ status: 'ok', llmProvider: 'dev', channels: { wechat: true, whatsapp: false, twilio: false } });
     expect(output).toContain(`URL:          ${base}`);
     expect(output).toMatch(/LLM provider: dev/);
+    expect(output).toMatch(/2 warm handler\(s\) per webhook function in/);
     const dynamoPort = Number(/DynamoDB: +\S+ at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
     const sqsPort = Number(/SQS: +fauxqs at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
     expect(dynamoPort).toBeGreaterThan(0);

@@ -95,8 +95,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     queueArn: stack.queueArn,
     region: config.aws.region,
     waitTimeSec: 1,
-    // Lambda runs several batches at once (one per active message group): so do we.
-    concurrency: opts.workerConcurrency ?? 4,
+    // Lambda runs one batch per active message group (up to the trigger's maximumConcurrency): so do we.
+    maxConcurrency: opts.workerConcurrency ?? 50,
     ...(opts.workerTimeoutSec !== undefined ? { timeoutSec: opts.workerTimeoutSec } : {}),
     handler: async (event, context) => {
       batches.push(event);

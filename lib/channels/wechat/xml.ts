@@ -14,14 +14,14 @@
  * - DTD / entity expansion must be disabled in the parser.
  *
  * Safety: bodies over a byte limit are refused before parsing; DTDs are refused and
- * well-formedness is checked by a lexer-aware pre-scan (see {@link parseInbound});
- * fast-xml-parser then only builds the tree, with entity
- * processing off and `parseTagValue: false`; the five predefined XML entities and
- * character references are decoded here, strictly, in non-CDATA text only.
+ * well-formedness is checked by one lexer-aware scan (see {@link parseInbound}) that also
+ * collects the root's fields: WeChat's bodies are flat (`<xml>` and text fields, a few
+ * nested ones), so no general XML parser is loaded (it was most of the webhook bundle's
+ * load time over the AWS SDK's). No entity is ever expanded; the five predefined XML
+ * entities and character references are decoded here, strictly, in non-CDATA text only.
  *
  * @module
  */
-import { XMLParser } from 'fast-xml-parser';
 
 /** Why parsing failed. */
 export type WeChatXmlErrorCode =
@@ -232,25 +232,33 @@ function malformed(detail: string): WeChatXmlError {
 }
 
 /**
- * Checks the markup before the parser sees it: DTD refusal and well-formedness
- * (balanced tags, one root element, nothing but whitespace, comments and processing
- * instructions outside it). fast-xml-parser itself is lenient about mismatched or
- * unclosed tags, and its validator is deprecated, so this is done here.
+ * Scans the markup once: DTD refusal, well-formedness (balanced tags, one root element,
+ * nothing but whitespace, comments and processing instructions outside it), and the
+ * fields of the root: each direct child's text (text and CDATA pieces in document order,
+ * comments and processing instructions skipped) or a marker that it has child elements.
  *
  * DTDs: any `<!` declaration outside CDATA (DOCTYPE, ENTITY, ELEMENT, ATTLIST,
  * conditional sections) is refused with `dtd_not_allowed`. A plain substring search is
  * not used because a user who pastes HTML (`<!DOCTYPE html>`) into the chat gets it
  * delivered inside CDATA, and refusing the body would drop their message.
  *
- * Why this scan cannot be bypassed by disagreeing with the parser: every region it
- * skips except CDATA (tags, comments, processing instructions) must contain no `<` at
- * all (well-formed XML never has one there), so wherever this scan and the parser
- * might disagree on where such a region ends, no markup can start; CDATA is recognised
- * from the same opener and ends at the first `]]>` in both.
+ * Every region skipped except CDATA (tags, comments, processing instructions) must contain
+ * no `<` at all (well-formed XML never has one there); CDATA ends at the first `]]>`.
  */
-function checkMarkup(xml: string): void {
+function scanMarkup(xml: string): { rootName: string; fields: Map<string, FieldValue[]> } {
   const open: string[] = [];
-  let rootSeen = false;
+  const fields = new Map<string, FieldValue[]>();
+  let rootName = '';
+  /** The root child being read: its name and text so far, or nested. */
+  let field: { name: string; text: string; nested: boolean } | undefined;
+  const addText = (raw: string, cdata: boolean): void => {
+    if (open.length === 1) {
+      // Whitespace between elements is fine; other text directly in the root is not.
+      if (raw.trim() !== '') throw malformed('text directly inside <xml>');
+    } else if (open.length === 2 && field) {
+      field.text += cdata ? raw : decodeXmlText(raw);
+    }
+  };
   let i = 0;
   while (i < xml.length) {
     const lt = xml.indexOf('<', i);
@@ -258,11 +266,13 @@ function checkMarkup(xml: string): void {
     if (open.length === 0 && xml.slice(i, textEnd).trim() !== '') {
       throw malformed('text outside the root element');
     }
+    if (open.length > 0 && textEnd > i) addText(xml.slice(i, textEnd), false);
     if (lt === -1) break;
     if (xml.startsWith('<![CDATA[', lt)) {
       const end = xml.indexOf(']]>', lt + 9);
       if (end === -1) throw malformed('unterminated CDATA section');
       if (open.length === 0) throw malformed('CDATA outside the root element');
+      addText(xml.slice(lt + 9, end), true);
       i = end + 3;
     } else if (xml.startsWith('<!--', lt)) {
       const end = xml.indexOf('-->', lt + 4);
@@ -275,7 +285,7 @@ function checkMarkup(xml: string): void {
       if (end === -1 || ltBetween(xml, lt + 1, end) !== -1) throw malformed('bad processing instruction');
       i = end + 2;
     } else {
-      // A tag; quoted attribute values may contain '>' (as in the parser) but never '<'.
+      // A tag; quoted attribute values may contain '>' but never '<'.
       let k = lt + 1;
       let quote = '';
       for (; k < xml.length; k++) {
@@ -290,21 +300,41 @@ function checkMarkup(xml: string): void {
         }
       }
       if (k >= xml.length) throw malformed('unterminated tag');
-      checkTag(xml.slice(lt + 1, k), open, rootSeen);
-      rootSeen = true;
+      const depthBefore = open.length;
+      const tag = checkTag(xml.slice(lt + 1, k), open, rootName !== '');
+      if (depthBefore === 0) rootName = tag.name;
+      if (!tag.closing) {
+        if (depthBefore === 1) {
+          field = { name: tag.name, text: '', nested: false };
+          if (tag.selfClosing) endField();
+        } else if (depthBefore === 2 && field) {
+          field.nested = true;
+        }
+      } else if (depthBefore === 2) {
+        endField();
+      }
       i = k + 1;
     }
   }
-  if (!rootSeen) throw malformed('no root element');
+  if (rootName === '') throw malformed('no root element');
   if (open.length > 0) throw malformed('unclosed element');
+  return { rootName, fields };
+
+  function endField(): void {
+    if (!field) return;
+    const list = fields.get(field.name) ?? [];
+    list.push(field.nested ? { nested: true } : { text: field.text });
+    fields.set(field.name, list);
+    field = undefined;
+  }
 }
 
 /** Checks one tag (the text between `<` and `>`) against the stack of open elements. */
-function checkTag(tag: string, open: string[], rootSeen: boolean): void {
+function checkTag(tag: string, open: string[], rootSeen: boolean): { name: string; closing: boolean; selfClosing: boolean } {
   if (tag.startsWith('/')) {
     const name = tag.slice(1).trimEnd();
     if (open.pop() !== name) throw malformed('mismatched closing tag');
-    return;
+    return { name, closing: true, selfClosing: false };
   }
   const selfClosing = tag.endsWith('/');
   const body = selfClosing ? tag.slice(0, -1) : tag;
@@ -315,32 +345,7 @@ function checkTag(tag: string, open: string[], rootSeen: boolean): void {
     if (open.length >= MAX_DEPTH) throw malformed('elements nested too deeply');
     open.push(name);
   }
-}
-
-/** Name of the CDATA property in fast-xml-parser's ordered output. */
-const CDATA = '#cdata';
-/** Name of the text property in fast-xml-parser's ordered output. */
-const TEXT = '#text';
-
-const parser = new XMLParser({
-  preserveOrder: true, // keeps text and CDATA pieces in document order
-  cdataPropName: CDATA, // CDATA stays verbatim, apart from text
-  processEntities: false, // no DTD entities, ever; predefined ones are decoded below
-  parseTagValue: false, // MsgId is a 64-bit integer: never turn it into a number
-  parseAttributeValue: false,
-  trimValues: false, // user text keeps its whitespace
-  ignoreAttributes: true,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  maxNestedTags: MAX_DEPTH,
-});
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isUnknownArray(value: unknown): value is readonly unknown[] {
-  return Array.isArray(value);
+  return { name, closing: false, selfClosing };
 }
 
 /** True for the XML 1.0 `Char` production. */
@@ -388,40 +393,6 @@ function decodeXmlText(raw: string): string {
 /** A direct child element of `<xml>`: its text, or a marker that it has child elements. */
 type FieldValue = { readonly text: string } | { readonly nested: true };
 
-/** The text of an element whose children are text and CDATA pieces only. */
-function elementValue(children: readonly unknown[]): FieldValue {
-  let text = '';
-  for (const node of children) {
-    if (!isRecord(node)) throw new WeChatXmlError('malformed', 'unexpected parser output');
-    for (const [key, value] of Object.entries(node)) {
-      if (key === ':@') continue; // attributes (ignored)
-      if (key === TEXT) {
-        if (typeof value !== 'string') throw new WeChatXmlError('malformed', 'unexpected parser output');
-        text += decodeXmlText(value);
-      } else if (key === CDATA) {
-        text += cdataText(value);
-      } else {
-        return { nested: true };
-      }
-    }
-  }
-  return { text };
-}
-
-/** Verbatim text of a CDATA node (`[{ '#text': '…' }]`, or `[]` when empty). */
-function cdataText(value: unknown): string {
-  if (!isUnknownArray(value)) throw new WeChatXmlError('malformed', 'unexpected parser output');
-  let text = '';
-  for (const piece of value) {
-    if (!isRecord(piece)) throw new WeChatXmlError('malformed', 'unexpected parser output');
-    const t = piece[TEXT];
-    if (t === undefined) continue;
-    if (typeof t !== 'string') throw new WeChatXmlError('malformed', 'unexpected parser output');
-    text += t;
-  }
-  return text;
-}
-
 /** The children of `<xml>`, by element name (repeated names keep every value). */
 type Fields = ReadonlyMap<string, readonly FieldValue[]>;
 
@@ -429,46 +400,10 @@ type Fields = ReadonlyMap<string, readonly FieldValue[]>;
 function readFields(body: string | Uint8Array, opts: ParseOptions | undefined): Fields {
   const maxBytes = opts?.maxBytes ?? DEFAULT_MAX_XML_BYTES;
   const xml = toBoundedString(body, maxBytes);
-  checkMarkup(xml);
-  let parsed: unknown;
-  try {
-    parsed = parser.parse(xml);
-  } catch {
-    throw new WeChatXmlError('malformed', 'body is not well-formed XML');
-  }
-  if (!isUnknownArray(parsed)) throw new WeChatXmlError('malformed', 'unexpected parser output');
-
-  let root: readonly unknown[] | undefined;
-  for (const node of parsed) {
-    if (!isRecord(node)) throw new WeChatXmlError('malformed', 'unexpected parser output');
-    for (const [key, value] of Object.entries(node)) {
-      if (key === ':@') continue;
-      if (key === TEXT && typeof value === 'string' && value.trim() === '') continue;
-      if (key !== 'xml' || root !== undefined || !isUnknownArray(value)) {
-        throw new WeChatXmlError('malformed', 'the root element must be a single <xml>');
-      }
-      root = value;
-    }
-  }
-  if (root === undefined) throw new WeChatXmlError('malformed', 'the root element must be <xml>');
-
-  const fields = new Map<string, FieldValue[]>();
-  for (const node of root) {
-    if (!isRecord(node)) throw new WeChatXmlError('malformed', 'unexpected parser output');
-    for (const [key, value] of Object.entries(node)) {
-      if (key === ':@') continue;
-      if (key === TEXT || key === CDATA) {
-        // Whitespace between elements is fine; other text directly in <xml> is not.
-        const text = key === TEXT && typeof value === 'string' ? value : cdataText(value);
-        if (text.trim() !== '') throw new WeChatXmlError('malformed', 'text directly inside <xml>');
-        continue;
-      }
-      if (!isUnknownArray(value)) throw new WeChatXmlError('malformed', 'unexpected parser output');
-      const list = fields.get(key) ?? [];
-      list.push(elementValue(value));
-      fields.set(key, list);
-    }
-  }
+  // XML 1.0 section 2.11: a parser reads CRLF and a lone CR as LF, CDATA included
+  // (https://www.w3.org/TR/xml/#sec-line-ends).
+  const { rootName, fields } = scanMarkup(xml.replace(/\r\n?/g, '\n'));
+  if (rootName !== 'xml') throw new WeChatXmlError('malformed', 'the root element must be <xml>');
   return fields;
 }
 

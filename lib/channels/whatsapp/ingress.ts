@@ -155,8 +155,9 @@ async function acceptMessages(deps: WhatsAppIngressDeps, messages: readonly Inbo
  * Meta's retry rule: a notification answered with anything but 200 (or not delivered) is
  * sent again "with decreasing frequency until the request succeeds, for up to 7 days"
  * (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/). So a 5xx while we
- * cannot claim or enqueue loses nothing: a redelivery finds the claim, and a claim whose
- * job never reached the queue (`enqueued` false) is enqueued then (lib/core/ingress.ts).
+ * cannot claim or enqueue loses nothing: a redelivery finds the claim and, while the record
+ * is still queued, enqueues the job again (lib/core/ingress.ts; FIFO deduplication and the
+ * worker's idempotent turn absorb the double).
  */
 export async function handleWhatsApp(deps: WhatsAppIngressDeps, req: HttpRequest): Promise<HttpResponse> {
   if (req.method === 'GET') return verifySubscription(deps, req);
