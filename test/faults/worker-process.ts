@@ -7,7 +7,7 @@
 import { loadConfig } from '../../lib/config';
 import { silentLog } from '../../lib/core/types';
 import { createTurnDeps, createWorkerHandler } from '../../lib/core/worker';
-import { startEventSource } from '../../lib/local/sqs-event-source';
+import { startEventSource } from '../../local/sqs-event-source';
 import { createSqsClient } from '../../lib/queue/jobs';
 
 const parsed: unknown = JSON.parse(process.env.WORKER_ENV ?? '{}');

@@ -10,7 +10,7 @@ import { createDeadLetterHandler, createTurnDeps, createWorkerHandler, type Work
 import { silentLog, type Log } from '../../lib/core/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
-import { startEventSource } from '../../lib/local/sqs-event-source';
+import { startEventSource } from '../../local/sqs-event-source';
 import { createSqsClient } from '../../lib/queue/jobs';
 import { MessageStore } from '../../lib/store/messages';
 import { ConversationStore } from '../../lib/store/conversations';

@@ -21,14 +21,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, enabledChannels, loadConfig, readDotEnv, SECRET_NAMES, type AppConfig } from '../config';
+import { ConfigError, enabledChannels, loadConfig, readDotEnv, SECRET_NAMES, type AppConfig } from '../lib/config';
 import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
 import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
 import { startEventSource, type EventSource } from './sqs-event-source';
 
 const STAGE = 'local';
-const ROOT = resolve(__dirname, '..', '..');
+const ROOT = resolve(__dirname, '..');
 
 /**
  * With no channel configured, WeChat is switched on with this token so a fresh clone can
@@ -312,8 +312,8 @@ async function main(): Promise<void> {
     if (devWeChat) process.env.WECHAT_TOKEN = LOCAL_WECHAT_TOKEN;
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
-    const worker = await import('../../functions/worker');
-    const deadLetter = await import('../../functions/dead-letter');
+    const worker = await import('../functions/worker');
+    const deadLetter = await import('../functions/dead-letter');
     sqsClient = new SQSClient(awsClientConfig(sqsEndpoint, region));
     // The dead-letter function on the DLQ, as serverless.yml deploys it.
     deadLetterSource = startEventSource({
