@@ -3,7 +3,7 @@
  * → SQS FIFO → worker → fake Graph), with the failure hold scaled down to 2 s.
  */
 import { createWhatsAppHandler } from '../../functions/whatsapp';
-import { sampleTextWebhook } from '../../lib/channels/whatsapp/samples';
+import { sampleTextWebhook } from '../../local/samples/whatsapp';
 import { FAILED_NOTE_EN, FAILED_NOTE_ZH, listDeadLetters, maskUserId, replayParked } from '../../lib/core/dead-letters';
 import { silentLog } from '../../lib/core/types';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
-import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
+import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { splitForChannel, WHATSAPP_MAX_CHARS } from '../../lib/core/chunking';
 import { silentLog } from '../../lib/core/types';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';

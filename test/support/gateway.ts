@@ -16,7 +16,7 @@ import { MessageStore } from '../../lib/store/messages';
 import { ConversationStore } from '../../lib/store/conversations';
 import { createDocumentClient } from '../../lib/store/client';
 import type { TurnDeps } from '../../lib/core/turn';
-import { serveLambdas, type HttpHandler, type LambdaHttp } from './lambda-http';
+import { serveLambdas, type HttpHandler, type LambdaHttp } from '../../local/lambda-http';
 import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { startTestStack, type TestStack } from './stack';
 

@@ -12,7 +12,7 @@ import { silentLog, systemClock, type Job } from '../../../lib/core/types';
 import { createSqsClient, SqsJobQueue, type JobQueue } from '../../../lib/queue/jobs';
 import { createDocumentClient } from '../../../lib/store/client';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { WeChatPlatform } from '../../fakes/wechat-platform';
+import { WeChatPlatform } from '../../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
 
 const TOKEN = 'faulttoken';

@@ -4,7 +4,7 @@
  * like WeChat; the worker runs from the SQS emulator; the LLM is a fake over HTTP.
  */
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../fakes/wechat-platform';
+import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
 import type { Job } from '../../../lib/core/types';
 

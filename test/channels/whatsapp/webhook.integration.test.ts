@@ -8,7 +8,7 @@
 import { createWhatsAppHandler } from '../../../functions/whatsapp';
 import { WhatsAppNote } from '../../../lib/channels/whatsapp/adapter';
 import { UNSUPPORTED_TEXT } from '../../../lib/channels/whatsapp/ingress';
-import { sampleStatusWebhook, sampleTextWebhook, sampleWamid } from '../../../lib/channels/whatsapp/samples';
+import { sampleStatusWebhook, sampleTextWebhook, sampleWamid } from '../../../local/samples/whatsapp';
 import { signMetaBody } from '../../../lib/channels/whatsapp/signature';
 import { WINDOW_CLOSED_AT_FACT } from '../../../lib/channels/whatsapp/state';
 import { CLEARED_TEXT, HELP_TEXT } from '../../../lib/core/commands';
