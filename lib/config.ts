@@ -5,9 +5,6 @@
  * A channel whose secrets are all missing is disabled; a channel with some but not
  * all of its secrets, or a malformed one, is a start-up error naming the variable.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseEnv } from 'node:util';
 import { createSsmSecretReader } from './secrets';
 
 /** Raised for any configuration problem; the message names the variable. */
@@ -494,32 +491,6 @@ export function loadConfig(env: Env, options: LoadOptions = {}): AppConfig {
   };
 }
 
-/**
- * Reads `.env` at `dir` (values already in the environment win, as with dotenv).
- * Missing file is fine; a malformed one is reported by Node's parser as best it can.
- */
-export function readDotEnv(dir: string, env: Env, file = '.env'): Record<string, string | undefined> {
-  let text: string;
-  try {
-    text = readFileSync(join(dir, file), 'utf8');
-  } catch {
-    return { ...env };
-  }
-  return { ...parseEnv(text), ...env };
-}
-
-let cached: AppConfig | undefined;
-
-/**
- * The process configuration from the environment and `.env` only, validated once: for local
- * tools and scripts. The Lambda entries use {@link functionConfig}, which also reads a deployed
- * stage's secrets from SSM.
- */
-export function config(): AppConfig {
-  cached ??= loadConfig(readDotEnv(process.cwd(), process.env));
-  return cached;
-}
-
 /** Enabled channel names, for `/health` and the router. */
 export function enabledChannels(cfg: AppConfig): string[] {
   const names: string[] = [];
@@ -658,9 +629,13 @@ export async function resolveFunctionEnv(fn: FunctionName, env: Env, reader: Sec
   return mergeSecrets(env, values, existing.keys());
 }
 
-/** The environment as the process sees it: `process.env` over `.env` in the working directory. */
+/**
+ * The environment as the process sees it. Only `process.env`: a Lambda's settings come from
+ * serverless.yml and SSM; `.env` is merged in by the local starter and the scripts
+ * (local/dotenv.ts), never read here.
+ */
 export function processEnv(): Env {
-  return readDotEnv(process.cwd(), process.env);
+  return { ...process.env };
 }
 
 /** An SSM-backed {@link SecretReader} for `env` (`SSM_ENDPOINT` points it at a stand-in). */

@@ -21,7 +21,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, enabledChannels, loadConfig, readDotEnv, SECRET_NAMES, type AppConfig } from '../lib/config';
+import { ConfigError, enabledChannels, loadConfig, SECRET_NAMES, type AppConfig } from '../lib/config';
+import { readDotEnv } from './dotenv';
 import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
 import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
@@ -163,7 +164,7 @@ function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: L
 
 async function main(): Promise<void> {
   const started = Date.now();
-  // Lambda runs from the bundle's root; functionConfig() also reads .env from the cwd.
+  // Lambda runs from the bundle's root.
   process.chdir(ROOT);
   let merged = readDotEnv(ROOT, process.env);
   let devWeChat = false;
@@ -308,7 +309,8 @@ async function main(): Promise<void> {
     child.stdin.write(`${JSON.stringify({ ...localSecrets, ...localEnv })}\n`);
 
     // The worker runs here, so it needs the same environment before its first invocation reads it.
-    for (const [key, value] of Object.entries({ ...awsEnv, ...localEnv })) process.env[key] = value;
+    // .env included: functionConfig() reads only process.env.
+    for (const [key, value] of Object.entries({ ...merged, ...awsEnv, ...localEnv })) if (value !== undefined) process.env[key] = value;
     if (devWeChat) process.env.WECHAT_TOKEN = LOCAL_WECHAT_TOKEN;
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;

@@ -102,7 +102,7 @@ describe('npm run dlq on the local stand-ins', () => {
   });
 
   it('works as the npm script (tsx entry)', async () => {
-    const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules', '.bin', 'tsx'), ['lib/ops/dlq-cli.ts', 'list', '--stage', stage, ...endpoints], {
+    const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/dlq.ts', 'list', '--stage', stage, ...endpoints], {
       cwd: ROOT,
       env: { ...process.env, DYNAMODB_ENDPOINT: '', SQS_ENDPOINT: '' },
     });

@@ -61,6 +61,19 @@ export interface TwilioVoiceDeps extends IngressDeps {
   pollPauseSec: number;
 }
 
+/** The voice protocol's timings, the defaults of {@link TwilioVoiceDeps} (tests scale them down). */
+export const VOICE_TIMINGS: Readonly<Pick<TwilioVoiceDeps, 'pollWaitMs' | 'pollIntervalMs' | 'maxPolls' | 'fillerPauseSec' | 'pollPauseSec'>> = {
+  // Twilio gives up on a TwiML fetch after 15 s (error 11200,
+  // https://www.twilio.com/docs/api/errors/11200): 8 s of waiting plus DynamoDB reads and the
+  // Lambda's own latency stay well inside it.
+  pollWaitMs: 8_000,
+  pollIntervalMs: 250,
+  // 6 polls ≈ 6 × (8 s + 1 s pause) ≈ 54 s of "thinking" before the apology.
+  maxPolls: 6,
+  fillerPauseSec: 2,
+  pollPauseSec: 1,
+};
+
 /** Said while the model thinks. */
 export const FILLER_TEXT = 'One moment, let me think.';
 /** Said after the first silence. */

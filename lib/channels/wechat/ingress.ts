@@ -104,6 +104,15 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
   return answer.kind === 'text' ? reply(deps, opened.ctx, answer.content) : text(200, SUCCESS);
 }
 
+/** The webhook's timings, the defaults of {@link WeChatIngressParts} (tests scale them down). */
+export const WECHAT_INGRESS_TIMINGS: Readonly<Pick<WeChatIngressParts, 'pollMs' | 'holdMs'>> = {
+  pollMs: 150,
+  // WeChat drops the connection at 5 s and retries
+  // (https://developers.weixin.qq.com/doc/offiaccount/en/Message_Management/Receiving_standard_messages.html):
+  // holding a little longer makes sure it retries.
+  holdMs: 5_300,
+};
+
 /** Timing and sources the entry (or a test) chooses. */
 export interface WeChatIngressParts {
   db: DynamoDBDocumentClient;
