@@ -6,7 +6,7 @@
 import { createWhatsAppHandler } from '../functions/whatsapp';
 import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent } from '../local/samples/whatsapp';
 import { loadConfig } from '../lib/config';
-import { silentLog } from '../lib/core/types';
+import { silentLog } from '../lib/types';
 import { measureSequential, pct } from './stats';
 
 /** Where the emulators and resources are. */

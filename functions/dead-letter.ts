@@ -6,7 +6,8 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { functionConfig } from '../lib/config';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
-import { createDeadLetterHandler, createTurnDeps } from '../lib/core/worker';
+import { createDeadLetterHandler } from '../lib/core/worker';
+import { createTurnDeps } from './compose';
 
 // Built at the first invocation of a cold start, once the secrets are read from SSM.
 const run = lazyHandler(async () => {

@@ -5,7 +5,7 @@ import { webhookHandler } from '../lib/channels/http';
 import { handleTwilioVoice, VOICE_TIMINGS, type TwilioVoiceDeps } from '../lib/channels/twilio/voice';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
-import { systemClock } from '../lib/core/types';
+import { systemClock } from '../lib/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
 import { createDocumentClient } from '../lib/store/client';
 import { MessageStore } from '../lib/store/messages';

@@ -8,7 +8,7 @@ import { webhookHandler } from '../lib/channels/http';
 import { handleWhatsApp, type WhatsAppIngressDeps } from '../lib/channels/whatsapp/ingress';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
-import { systemClock } from '../lib/core/types';
+import { systemClock } from '../lib/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
 import { createDocumentClient } from '../lib/store/client';
 import { MessageStore } from '../lib/store/messages';

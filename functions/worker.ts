@@ -3,7 +3,8 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { functionConfig } from '../lib/config';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
-import { createTurnDeps, createWorkerHandler } from '../lib/core/worker';
+import { createWorkerHandler } from '../lib/core/worker';
+import { createTurnDeps } from './compose';
 import { createSqsClient } from '../lib/queue/jobs';
 
 // Built at the first invocation of a cold start, once the secrets are read from SSM. Without

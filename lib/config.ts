@@ -5,7 +5,7 @@
  * A channel whose secrets are all missing is disabled; a channel with some but not
  * all of its secrets, or a malformed one, is a start-up error naming the variable.
  */
-import { createSsmSecretReader } from './secrets';
+import { createSsmSecretReader, SECRET_NAMES, type SecretName, type SecretReader } from './secrets';
 
 /** Raised for any configuration problem; the message names the variable. */
 export class ConfigError extends Error {
@@ -503,26 +503,7 @@ export function enabledChannels(cfg: AppConfig): string[] {
 // ---------------------------------------------------------------------------------------------
 // Secrets: SSM Parameter Store in a deployed stage, the environment / .env locally.
 
-/**
- * Every secret setting. In a deployed stage none of them is in a function's environment (nor
- * in the CloudFormation template or the zips): each is a SecureString parameter named
- * `${SSM_SECRETS_PATH}/${NAME}`, written by `npm run secrets -- --stage <stage>`.
- */
-export const SECRET_NAMES = [
-  'OPENAI_API_KEY',
-  'DIFY_API_KEY',
-  'ADMIN_TOKEN',
-  'WECHAT_TOKEN',
-  'WECHAT_APP_SECRET',
-  'WECHAT_ENCODING_AES_KEY',
-  'WECHAT_ENCODING_AES_KEY_PREVIOUS',
-  'WHATSAPP_VERIFY_TOKEN',
-  'WHATSAPP_APP_SECRET',
-  'WHATSAPP_ACCESS_TOKEN',
-  'TWILIO_AUTH_TOKEN',
-] as const;
-
-export type SecretName = (typeof SECRET_NAMES)[number];
+export { SECRET_NAMES, type SecretName, type SecretReader } from './secrets';
 
 /** The Lambda functions of serverless.yml, by their key there. */
 export type FunctionName = 'health' | 'wechat' | 'whatsapp' | 'twilioMessaging' | 'twilioVoice' | 'admin' | 'worker' | 'deadLetter';
@@ -569,19 +550,6 @@ export const FUNCTION_SECRETS: Readonly<Record<FunctionName, FunctionSecrets>> =
     usesLlm: false,
   },
 };
-
-/**
- * Reads secret parameters by setting name. lib/secrets.ts implements it over SSM Parameter
- * Store; tests may pass any other.
- */
-export interface SecretReader {
-  /**
-   * The parameters of `names` that exist, by name: decrypted values when `decrypt`, otherwise
-   * only their existence matters. A missing parameter is simply absent; any other failure
-   * (access denied, KMS) rejects.
-   */
-  read(names: readonly SecretName[], decrypt: boolean): Promise<ReadonlyMap<string, string>>;
-}
 
 /** The SSM path of this stage's secrets (`/llm-gateway/prod`), or '' when running locally. */
 export function secretsPath(env: Env): string {

@@ -5,7 +5,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { MessageRecord, MessageStore } from '../store/messages';
 import type { UserStateStore } from '../store/user-state';
-import type { Clock, Job, Log } from './types';
+import type { Clock, Job, Log } from '../types';
 
 /** Media fetched from the channel for an image or audio input. */
 export interface Media {

@@ -1,5 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { Log } from './types';
+import type { Log } from '../types';
 
 /**
  * Log keys whose value identifies a person: a phone number (Twilio `From` / `To`, a

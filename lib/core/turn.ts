@@ -15,7 +15,7 @@ import { DeliveryError, type ChannelAdapters } from './channel';
 import { CUT_CODES, LlmCallError } from '../llm/retry';
 import { CLEARED_TEXT, HELP_TEXT, parseCommand } from './commands';
 import { CUT_NOTE, LENGTH_NOTE, localise, rateLimitedText, TOO_SLOW_TEXT } from './notes';
-import type { Clock, Job, Log } from './types';
+import type { Clock, Job, Log } from '../types';
 
 /** Told to users not on `ALLOWED_USERS`. */
 export const NOT_ENROLLED_TEXT = 'You are not enrolled in this service.';

@@ -12,7 +12,7 @@
  */
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ChannelName, Job } from '../core/types';
+import type { ChannelName, Job } from '../types';
 import { isConditionFailure, ttlSec } from './client';
 import { formatNote, NO_NOTE, parseNote, type RecordNote } from './notes';
 

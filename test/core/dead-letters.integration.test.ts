@@ -5,7 +5,7 @@
 import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook } from '../../local/samples/whatsapp';
 import { FAILED_NOTE_EN, FAILED_NOTE_ZH, listDeadLetters, maskUserId, replayParked } from '../../lib/core/dead-letters';
-import { silentLog } from '../../lib/core/types';
+import { silentLog } from '../../lib/types';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { fixtureWith, FIXTURE_PHONE_NUMBER_ID as PNID, MetaClient } from '../channels/whatsapp/support';

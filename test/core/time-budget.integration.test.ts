@@ -8,7 +8,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { CUT_NOTE, LENGTH_NOTE, TOO_SLOW_TEXT } from '../../lib/core/notes';
-import { silentLog, type Job } from '../../lib/core/types';
+import { silentLog, type Job } from '../../lib/types';
 import { createWorkerHandler } from '../../lib/core/worker';
 import { APOLOGY } from '../../lib/llm/retry';
 import { toLambdaRecord } from '../../local/sqs-event-source';

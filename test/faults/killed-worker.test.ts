@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { splitForChannel, WHATSAPP_MAX_CHARS } from '../../lib/core/chunking';
-import { silentLog } from '../../lib/core/types';
+import { silentLog } from '../../lib/types';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { FIXTURE_PHONE_NUMBER_ID as PNID, MetaClient } from '../channels/whatsapp/support';

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { loadConfig } from '../../lib/config';
 import { parkJob } from '../../lib/core/dead-letters';
-import { silentLog, type Job } from '../../lib/core/types';
+import { silentLog, type Job } from '../../lib/types';
 import { asciiJson, deduplicationId, messageGroupId, parseJob } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore } from '../../lib/store/messages';

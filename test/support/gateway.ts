@@ -6,8 +6,9 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createWeChatHandler, type WeChatOverrides } from '../../functions/wechat';
 import { loadConfig, type AppConfig } from '../../lib/config';
-import { createDeadLetterHandler, createTurnDeps, createWorkerHandler, type WorkerContext, type WorkerOverrides } from '../../lib/core/worker';
-import { silentLog, type Log } from '../../lib/core/types';
+import { createDeadLetterHandler, createWorkerHandler, type WorkerContext } from '../../lib/core/worker';
+import { createTurnDeps, type WorkerOverrides } from '../../functions/compose';
+import { silentLog, type Log } from '../../lib/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
 import { startEventSource } from '../../local/sqs-event-source';

@@ -11,7 +11,7 @@ import type { TwilioConfig } from '../../config';
 import { TWILIO_MAX_CHARS, splitForChannel } from '../../core/chunking';
 import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
 import { sendOutbound, type SendVerdict } from '../../core/outbound';
-import type { Job, ReplyTarget } from '../../core/types';
+import type { Job, ReplyTarget } from '../../types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
 import { NO_NOTE, type RecordNote } from '../../store/notes';
 import type { UserFacts } from '../../store/user-state';

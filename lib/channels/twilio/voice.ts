@@ -34,7 +34,7 @@
 import type { TwilioConfig } from '../../config';
 import { acceptMessage, type IngressDeps } from '../../core/ingress';
 import { NOT_ENROLLED_TEXT, isAllowed } from '../../core/turn';
-import type { Job, Log } from '../../core/types';
+import type { Job, Log } from '../../types';
 import type { HttpRequest, HttpResponse } from '../http';
 import { param, type TwilioParams } from './form';
 import { bareNumber, conversationKeyOf } from './inbound';

@@ -18,7 +18,7 @@ import type { WeChatConfig } from '../../config';
 import { AudioDecodeError } from '../../audio/amr';
 import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
 import { sendOutbound, type SendVerdict } from '../../core/outbound';
-import type { Job } from '../../core/types';
+import type { Job } from '../../types';
 import type { MessageRecord } from '../../store/messages';
 import { WeChatApi, WeChatApiError } from './api';
 import { WeChatDelivery } from './delivery';

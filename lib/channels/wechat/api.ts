@@ -15,7 +15,7 @@
  *
  * Neither the AppSecret nor the access token ever appears in an error message or log.
  */
-import { silentLog, type Log } from '../../core/types';
+import { silentLog, type Log } from '../../types';
 import { describeFetchFailure, redact, type AccessTokenSource } from './token';
 
 /** `command` of the typing API. */

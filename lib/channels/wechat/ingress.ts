@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AppConfig, WeChatConfig } from '../../config';
 import { acceptMessage, type IngressDeps } from '../../core/ingress';
-import type { Clock, Job, Log } from '../../core/types';
+import type { Clock, Job, Log } from '../../types';
 import type { JobQueue } from '../../queue/jobs';
 import { MessageStore, type ClaimResult } from '../../store/messages';
 import { text, xml, type HttpRequest, type HttpResponse } from '../http';

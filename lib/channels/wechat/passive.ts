@@ -9,7 +9,7 @@
  * finished one (its text is the worker's note to the user) or closed when empty, and a
  * job with no progress for `failedJobHoldMs` is passed over, so later answers proceed.
  */
-import type { Clock } from '../../core/types';
+import type { Clock } from '../../types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
 import { pushGaveUp, type DeliveryStore } from './delivery';
 import { takePage, utf8Length } from './pages';

@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { silentLog, systemClock, type Clock, type Log } from '../../core/types';
+import { silentLog, systemClock, type Clock, type Log } from '../../types';
 import { isConditionFailure, ttlSec } from '../../store/client';
 
 /** What the API client needs: a current token, and a new one when WeChat rejects it. */

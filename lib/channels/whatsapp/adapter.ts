@@ -26,7 +26,7 @@ import type { AdapterDeps, ChannelAdapter, Media } from '../../core/channel';
 import { DeliveryError } from '../../core/channel';
 import { sendOutbound, type SendVerdict } from '../../core/outbound';
 import { splitForChannel, WHATSAPP_MAX_CHARS } from '../../core/chunking';
-import type { Job } from '../../core/types';
+import type { Job } from '../../types';
 import type { MessageKey, MessageRecord, MessageStore } from '../../store/messages';
 import type { UserStateStore } from '../../store/user-state';
 import { formatNote, type RecordNote, type SendStop } from '../../store/notes';

@@ -5,7 +5,7 @@
  */
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { AccessTokenProvider, WeChatTokenError, tokenErrorFor, type AccessTokenProviderOptions } from '../../../lib/channels/wechat/token';
-import { systemClock, type Clock } from '../../../lib/core/types';
+import { systemClock, type Clock } from '../../../lib/types';
 import { startFakeWeChatApi, type FakeWeChatApi, type FakeWeChatApiOptions } from '../../fakes/fake-wechat-api';
 import { caught } from '../../support/caught';
 import { startTestStack, type TestStack } from '../../support/stack';

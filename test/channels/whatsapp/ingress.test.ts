@@ -9,8 +9,8 @@ import { handleWhatsApp, type WhatsAppIngressDeps } from '../../../lib/channels/
 import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent, signedWebhookRequest } from '../../../local/samples/whatsapp';
 import { WINDOW_CLOSED_AT_FACT, WINDOW_CLOSED_BY_FACT } from '../../../lib/channels/whatsapp/state';
 import { loadConfig } from '../../../lib/config';
-import type { Job } from '../../../lib/core/types';
-import { silentLog } from '../../../lib/core/types';
+import type { Job } from '../../../lib/types';
+import { silentLog } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import { MessageStore } from '../../../lib/store/messages';
 

@@ -13,7 +13,7 @@ import { signMetaBody } from '../../../lib/channels/whatsapp/signature';
 import { WINDOW_CLOSED_AT_FACT } from '../../../lib/channels/whatsapp/state';
 import { CLEARED_TEXT, HELP_TEXT } from '../../../lib/core/commands';
 import { MEDIA_FAILED_TEXT, TEXT_ONLY_TEXT } from '../../../lib/core/turn';
-import { silentLog } from '../../../lib/core/types';
+import { silentLog } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import type { MessageRecord } from '../../../lib/store/messages';
 import { formatNote, NO_NOTE } from '../../../lib/store/notes';
