@@ -135,7 +135,7 @@ function isLlmBound(deps: TurnDeps, job: Job): boolean {
     case 'text':
       return parseCommand(input.text) === undefined;
     case 'image':
-      return deps.config.llm.provider === 'openai' && deps.config.llm.openai?.vision === true && adapter?.fetchMedia !== undefined;
+      return deps.llm.capabilities.acceptsImages && adapter?.fetchMedia !== undefined;
     case 'audio':
       return deps.llm.transcribe !== undefined && adapter?.fetchMedia !== undefined;
   }
@@ -170,7 +170,7 @@ async function prepareInput(deps: TurnDeps, job: Job, opts: TurnOptions): Promis
     }
     case 'image': {
       const adapter = deps.channels[job.channel];
-      const vision = deps.config.llm.provider === 'openai' && deps.config.llm.openai?.vision === true;
+      const vision = deps.llm.capabilities.acceptsImages;
       if (!vision || !adapter?.fetchMedia) return { kind: 'fixed', text: TEXT_ONLY_TEXT };
       const media = await adapter.fetchMedia(job, input.mediaRef, input.mimeType);
       const url = `data:${media.mimeType};base64,${Buffer.from(media.bytes).toString('base64')}`;
@@ -206,7 +206,7 @@ async function generate(
     userId: llmUserId(job),
     text: prepared.text,
     images: prepared.images,
-    history: deps.llm.name === 'dify' ? [] : conv.turns.slice(-deps.config.llm.historyTurns * 2),
+    history: deps.llm.capabilities.keepsHistory ? [] : conv.turns.slice(-deps.config.llm.historyTurns * 2),
     systemPrompt: suffix ? `${deps.config.llm.systemPrompt}\n\n${suffix}` : deps.config.llm.systemPrompt,
     conversationId: conv.difyConversationId,
     tools: deps.tools(job),
@@ -288,7 +288,7 @@ async function streamAnswer(
       remembered.trim() === '' ? conv.turns : [...conv.turns, { role: 'user' as const, content: prepared.text }, { role: 'assistant' as const, content: remembered }];
     await deps.conversations.save(
       job.conversationKey,
-      { turns: deps.llm.name === 'dify' ? [] : turns, difyConversationId },
+      { turns: deps.llm.capabilities.keepsHistory ? [] : turns, difyConversationId },
       { maxTurns: deps.config.llm.historyTurns, maxBytes: deps.config.llm.historyMaxBytes },
       deps.clock.nowMs(),
     );
