@@ -8,6 +8,7 @@
 import type { AppConfig } from '../lib/config';
 import { createTwilioAdapter } from '../lib/channels/twilio/adapter';
 import { createWeChatAdapter, type WeChatAdapterTiming } from '../lib/channels/wechat/adapter';
+import { WeChatDelivery } from '../lib/channels/wechat/delivery';
 import { createWhatsAppAdapter } from '../lib/channels/whatsapp/adapter';
 import type { AdapterDeps, ChannelAdapters } from '../lib/core/channel';
 import { createToolRegistry } from '../lib/core/tools';
@@ -20,6 +21,7 @@ import { ConversationStore } from '../lib/store/conversations';
 import { MessageStore } from '../lib/store/messages';
 import { RateLimitStore } from '../lib/store/rate-limit';
 import { UserStateStore } from '../lib/store/user-state';
+import { DynamoTokenStore } from '../lib/store/wechat-token';
 
 /** Overrides for tests (fake clock, fake fetch). */
 export interface WorkerOverrides {
@@ -37,10 +39,13 @@ export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverri
   const fetchImpl = overrides.fetch ?? fetch;
   const db = createDocumentClient(cfg.aws);
   const messages = new MessageStore(db, cfg.aws.tableName);
-  const adapterDeps: AdapterDeps = { db, tableName: cfg.aws.tableName, messages, users: new UserStateStore(db, cfg.aws.tableName), clock, log, fetch: fetchImpl };
+  const adapterDeps: AdapterDeps = { messages, users: new UserStateStore(db, cfg.aws.tableName), clock, log, fetch: fetchImpl };
   // One adapter per enabled channel (a channel without secrets has none).
   const channels: ChannelAdapters = {};
-  if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps, overrides.wechatTiming);
+  if (cfg.wechat) {
+    const stores = { tokens: new DynamoTokenStore(db, cfg.aws.tableName, cfg.wechat.appId), delivery: new WeChatDelivery(messages, db, cfg.aws.tableName) };
+    channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps, stores, overrides.wechatTiming);
+  }
   if (cfg.whatsapp) channels.whatsapp = createWhatsAppAdapter(cfg.whatsapp, adapterDeps);
   if (cfg.twilio) channels.twilio = createTwilioAdapter(cfg.twilio, adapterDeps, { publicBaseUrl: cfg.publicBaseUrl });
   return {

@@ -20,11 +20,12 @@ import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from
 import { sendOutbound, type SendVerdict } from '../../core/outbound';
 import type { Job } from '../../types';
 import type { MessageRecord } from '../../store/messages';
+import type { TokenStore } from '../../store/wechat-token';
 import { WeChatApi, WeChatApiError } from './api';
-import { WeChatDelivery } from './delivery';
+import type { DeliveryStore } from './delivery';
 import { fetchWeChatMedia } from './media';
 import { takePage, utf8Length } from './pages';
-import { moreNote } from './passive';
+import { moreNote } from './texts';
 import { AccessTokenProvider, WeChatTokenError } from './token';
 
 /** WeChat's quota: customer-service messages per user message (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Service_Center_messages.html). */
@@ -40,6 +41,14 @@ interface PushPage {
   nextChar: number;
 }
 
+/** The WeChat adapter's storage, injected by the composition root (functions/compose.ts). */
+export interface WeChatAdapterStores {
+  /** The fleet-wide access token's cache and refresh lease. */
+  tokens: TokenStore;
+  /** The delivery state of WeChat answers (claims, pushes, failures). */
+  delivery: DeliveryStore;
+}
+
 /** Timing of the customer-service hand-over (the ingress's wait is `WeChatConfig.csPassiveWaitMs`). */
 export interface WeChatAdapterTiming {
   /** Extra margin after the ingress's wait before the push claims the delivery. */
@@ -50,6 +59,7 @@ export interface WeChatAdapterTiming {
 export function createWeChatAdapter(
   cfg: WeChatConfig,
   deps: AdapterDeps,
+  stores: WeChatAdapterStores,
   timing: WeChatAdapterTiming = { handOverMarginMs: 1_000 },
 ): ChannelAdapter {
   const api =
@@ -62,15 +72,14 @@ export function createWeChatAdapter(
             appId: cfg.appId,
             appSecret: cfg.appSecret,
             apiBase: cfg.apiBase,
-            db: deps.db,
-            tableName: deps.tableName,
+            store: stores.tokens,
             fetch: deps.fetch,
             clock: deps.clock,
             log: deps.log,
           }),
         })
       : undefined;
-  const delivery = new WeChatDelivery(deps.messages, deps.db, deps.tableName);
+  const { delivery } = stores;
 
   async function fetchMedia(job: Job, mediaRef: string): Promise<Media> {
     if (!api) throw new DeliveryError('media needs WECHAT_APP_ID and WECHAT_APP_SECRET', 'no_api', false);
