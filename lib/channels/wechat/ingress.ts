@@ -20,7 +20,7 @@ import { WeChatDelivery, type DeliveryStore } from './delivery';
 import { DynamoSignatureBindings, type SignatureBindings } from './replay';
 import { aesKeys, openRequest, toJob, type ReplyContext } from './request';
 import { isFetch, respondCustomerService, respondFetch, respondPassive, type Reply, type Respond, type RespondDeps } from './respond';
-import { buildTextReply } from './xml';
+import { buildTextReply } from './xml-reply';
 
 export { WECHAT_MAX_BODY_BYTES, UNSUPPORTED_TEXT } from './request';
 export { PUSH_FAILED_LEAD } from './respond';

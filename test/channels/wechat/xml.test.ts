@@ -3,14 +3,12 @@ import path from 'node:path';
 import {
   DEFAULT_MAX_XML_BYTES,
   WeChatXmlError,
-  buildTextReply,
-  cdata,
   parseEncryptedEnvelope,
   parseInbound,
-  stripInvalidXmlChars,
   type WeChatInbound,
   type WeChatXmlErrorCode,
 } from '../../../lib/channels/wechat/xml';
+import { buildTextReply, cdata, stripInvalidXmlChars } from '../../../lib/channels/wechat/xml-reply';
 
 const FIXTURES = path.resolve(__dirname, '../../fixtures/wechat');
 const fixture = (name: string): string => readFileSync(path.join(FIXTURES, name), 'utf8');
