@@ -2,11 +2,11 @@
  * The import graph of the production code (lib/ and functions/) runs one way:
  * functions/ → lib/channels/ → lib/core/ → lib/store/, lib/queue/, lib/llm/ → lib/config
  * (see README.md, "Architecture"). This parses every import of those files and fails on an
- * edge pointing up the layer order, on an import of local/, test/ or bench/, and on a cycle.
+ * edge pointing up the layer order, on an import of local/, test/ or bench/, and on a cycle;
+ * and on a production file over 400 lines.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
 
 const ROOT = resolve(__dirname, '..');
 
@@ -95,6 +95,11 @@ describe('the import graph of lib/ and functions/', () => {
 
   it('has no cycle', () => {
     expect(findCycle(graph)).toBeUndefined();
+  });
+
+  it('has no file over 400 lines (split along responsibilities, not in halves)', () => {
+    const long = files.filter((file) => readFileSync(join(ROOT, file), 'utf8').split('\n').length > 401);
+    expect(long).toEqual([]);
   });
 });
 
