@@ -4,9 +4,9 @@
  * (verify, filtered before any other work).
  */
 import { createWhatsAppHandler } from '../functions/whatsapp';
-import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent } from '../lib/channels/whatsapp/samples';
+import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent } from '../local/samples/whatsapp';
 import { loadConfig } from '../lib/config';
-import { silentLog } from '../lib/core/types';
+import { silentLog } from '../lib/types';
 import { measureSequential, pct } from './stats';
 
 /** Where the emulators and resources are. */

@@ -15,7 +15,7 @@ import { functionConfig, type AppConfig } from '../lib/config';
 import { fromApiGateway, json, serve, text, toApiGateway, type HttpRequest, type HttpResponse } from '../lib/channels/http';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
-import type { Log } from '../lib/core/types';
+import type { Log } from '../lib/types';
 import { createDocumentClient } from '../lib/store/client';
 import { ContactStore } from '../lib/store/contacts';
 

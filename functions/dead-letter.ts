@@ -7,7 +7,8 @@ import { functionConfig } from '../lib/config';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
 import { emfMetrics } from '../lib/core/metrics';
-import { createDeadLetterHandler, createTurnDeps } from '../lib/core/worker';
+import { createDeadLetterHandler } from '../lib/core/worker';
+import { createTurnDeps } from './compose';
 
 // Built at the first invocation of a cold start, once the secrets are read from SSM.
 const run = lazyHandler(async () => {

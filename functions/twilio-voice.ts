@@ -2,11 +2,11 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
-import { handleTwilioVoice, type TwilioVoiceDeps } from '../lib/channels/twilio/voice';
+import { handleTwilioVoice, VOICE_TIMINGS, type TwilioVoiceDeps } from '../lib/channels/twilio/voice';
 import { lazyHandler } from '../lib/core/lazy';
 import { emfMetrics, type MetricsSink } from '../lib/core/metrics';
 import { createLog } from '../lib/core/log';
-import { systemClock } from '../lib/core/types';
+import { systemClock } from '../lib/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
 import { createDocumentClient } from '../lib/store/client';
 import { MessageStore } from '../lib/store/messages';
@@ -31,14 +31,11 @@ export function createTwilioVoiceHandler(
     queue: new SqsJobQueue(createSqsClient(cfg.aws), cfg.aws.queueUrl),
     clock,
     log,
-    // Twilio gives up on a TwiML fetch after 15 s (error 11200): 8 s of waiting plus
-    // DynamoDB reads and the Lambda's own latency stay well inside it.
-    pollWaitMs: overrides.pollWaitMs ?? 8_000,
-    pollIntervalMs: overrides.pollIntervalMs ?? 250,
-    // 6 polls ≈ 6 × (8 s + 1 s pause) ≈ 54 s of "thinking" before the apology.
-    maxPolls: overrides.maxPolls ?? 6,
-    fillerPauseSec: overrides.fillerPauseSec ?? 2,
-    pollPauseSec: overrides.pollPauseSec ?? 1,
+    pollWaitMs: overrides.pollWaitMs ?? VOICE_TIMINGS.pollWaitMs,
+    pollIntervalMs: overrides.pollIntervalMs ?? VOICE_TIMINGS.pollIntervalMs,
+    maxPolls: overrides.maxPolls ?? VOICE_TIMINGS.maxPolls,
+    fillerPauseSec: overrides.fillerPauseSec ?? VOICE_TIMINGS.fillerPauseSec,
+    pollPauseSec: overrides.pollPauseSec ?? VOICE_TIMINGS.pollPauseSec,
   };
   // A channel without secrets is disabled: its endpoint does not exist (404).
   return webhookHandler('twilio', deps, log, clock, handleTwilioVoice, overrides.metrics);

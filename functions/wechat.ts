@@ -2,11 +2,11 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { functionConfig, type AppConfig } from '../lib/config';
 import { webhookHandler } from '../lib/channels/http';
-import { createWeChatIngressDeps, handleWeChat, secureRandom, type WeChatIngressDeps } from '../lib/channels/wechat/ingress';
+import { createWeChatIngressDeps, handleWeChat, secureRandom, WECHAT_INGRESS_TIMINGS, type WeChatIngressDeps } from '../lib/channels/wechat/ingress';
 import { lazyHandler } from '../lib/core/lazy';
 import { emfMetrics, type MetricsSink } from '../lib/core/metrics';
 import { createLog } from '../lib/core/log';
-import { systemClock } from '../lib/core/types';
+import { systemClock } from '../lib/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
 import { createDocumentClient } from '../lib/store/client';
 
@@ -25,9 +25,8 @@ export function createWeChatHandler(cfg: AppConfig, overrides: WeChatOverrides =
       clock,
       log,
       random: overrides.random ?? secureRandom,
-      pollMs: overrides.pollMs ?? 150,
-      // WeChat drops the connection at 5 s; holding a little longer makes sure it retries.
-      holdMs: overrides.holdMs ?? 5_300,
+      pollMs: overrides.pollMs ?? WECHAT_INGRESS_TIMINGS.pollMs,
+      holdMs: overrides.holdMs ?? WECHAT_INGRESS_TIMINGS.holdMs,
       ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
     });
   // A channel without secrets is disabled: its endpoint does not exist (404).

@@ -9,7 +9,7 @@ import { handleWhatsApp, type WhatsAppIngressDeps } from '../lib/channels/whatsa
 import { lazyHandler } from '../lib/core/lazy';
 import { emfMetrics, type MetricsSink } from '../lib/core/metrics';
 import { createLog } from '../lib/core/log';
-import { systemClock } from '../lib/core/types';
+import { systemClock } from '../lib/types';
 import { createSqsClient, SqsJobQueue } from '../lib/queue/jobs';
 import { createDocumentClient } from '../lib/store/client';
 import { MessageStore } from '../lib/store/messages';

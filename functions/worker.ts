@@ -4,7 +4,8 @@ import { functionConfig } from '../lib/config';
 import { lazyHandler } from '../lib/core/lazy';
 import { createLog } from '../lib/core/log';
 import { emfMetrics } from '../lib/core/metrics';
-import { createTurnDeps, createWorkerHandler } from '../lib/core/worker';
+import { createWorkerHandler } from '../lib/core/worker';
+import { createTurnDeps } from './compose';
 import { createSqsClient } from '../lib/queue/jobs';
 
 // Built at the first invocation of a cold start, once the secrets are read from SSM. Without

@@ -10,7 +10,41 @@
  */
 import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { SecretName, SecretReader } from './config';
+
+
+/**
+ * Every secret setting. In a deployed stage none of them is in a function's environment (nor
+ * in the CloudFormation template or the zips): each is a SecureString parameter named
+ * `${SSM_SECRETS_PATH}/${NAME}`, written by `npm run secrets -- --stage <stage>`.
+ */
+export const SECRET_NAMES = [
+  'OPENAI_API_KEY',
+  'DIFY_API_KEY',
+  'ADMIN_TOKEN',
+  'WECHAT_TOKEN',
+  'WECHAT_APP_SECRET',
+  'WECHAT_ENCODING_AES_KEY',
+  'WECHAT_ENCODING_AES_KEY_PREVIOUS',
+  'WHATSAPP_VERIFY_TOKEN',
+  'WHATSAPP_APP_SECRET',
+  'WHATSAPP_ACCESS_TOKEN',
+  'TWILIO_AUTH_TOKEN',
+] as const;
+
+export type SecretName = (typeof SECRET_NAMES)[number];
+
+/**
+ * Reads secret parameters by setting name. {@link createSsmSecretReader} implements it over SSM
+ * Parameter Store; tests may pass any other.
+ */
+export interface SecretReader {
+  /**
+   * The parameters of `names` that exist, by name: decrypted values when `decrypt`, otherwise
+   * only their existence matters. A missing parameter is simply absent; any other failure
+   * (access denied, KMS) rejects.
+   */
+  read(names: readonly SecretName[], decrypt: boolean): Promise<ReadonlyMap<string, string>>;
+}
 
 /** Where the parameters live and how to reach SSM. */
 export interface SsmLocation {

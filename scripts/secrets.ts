@@ -7,7 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readDotEnv, SECRET_NAMES } from '../lib/config';
+import { SECRET_NAMES } from '../lib/config';
+import { readDotEnv } from '../local/dotenv';
 import { createSsmClient, putSecrets } from '../lib/secrets';
 
 /** The parsed command line. */

@@ -1,7 +1,4 @@
-import { configuredSummary, ConfigError, enabledChannels, FUNCTION_SECRETS, functionSecrets, loadConfig, mergeSecrets, readDotEnv, resolveFunctionEnv, SECRET_NAMES, WITHHELD, type SecretReader } from '../lib/config';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { configuredSummary, ConfigError, enabledChannels, FUNCTION_SECRETS, functionSecrets, loadConfig, mergeSecrets, resolveFunctionEnv, SECRET_NAMES, WITHHELD, type SecretReader } from '../lib/config';
 
 const whatsapp = {
   WHATSAPP_VERIFY_TOKEN: 'v',
@@ -112,20 +109,6 @@ describe('loadConfig', () => {
   it('parses menu prompts', () => {
     const cfg = loadConfig({ WECHAT_TOKEN: 't', WECHAT_MENU_PROMPTS: '{"V1001_NEWS":"What is new today?"}' });
     expect(cfg.wechat?.menuPrompts).toEqual({ V1001_NEWS: 'What is new today?' });
-  });
-});
-
-describe('readDotEnv', () => {
-  it('reads .env but lets the real environment win', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'env-'));
-    writeFileSync(join(dir, '.env'), 'WECHAT_TOKEN=fromfile\nOPENAI_MODEL="gpt-x"\n');
-    const env = readDotEnv(dir, { WECHAT_TOKEN: 'fromenv' });
-    expect(env.WECHAT_TOKEN).toBe('fromenv');
-    expect(env.OPENAI_MODEL).toBe('gpt-x');
-  });
-
-  it('is fine without a .env file', () => {
-    expect(readDotEnv(mkdtempSync(join(tmpdir(), 'env-')), { A: '1' })).toEqual({ A: '1' });
   });
 });
 

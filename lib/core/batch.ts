@@ -10,7 +10,7 @@ import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambd
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { parseJob } from '../queue/jobs';
-import type { Job, Log } from './types';
+import type { Job, Log } from '../types';
 
 /** Groups records by MessageGroupId, keeping their order. */
 export function groupRecords(records: readonly SQSRecord[]): SQSRecord[][] {

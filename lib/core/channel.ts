@@ -2,10 +2,9 @@
  * What the worker needs from a channel. Each channel implements this in
  * lib/channels/<name>/ and the worker stays channel-neutral.
  */
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { MessageRecord, MessageStore } from '../store/messages';
 import type { UserStateStore } from '../store/user-state';
-import type { Clock, Job, Log } from './types';
+import type { Clock, Job, Log } from '../types';
 
 /** Media fetched from the channel for an image or audio input. */
 export interface Media {
@@ -53,11 +52,8 @@ export interface ChannelAdapter {
 /** Adapters by channel name; a disabled channel has none. */
 export type ChannelAdapters = Partial<Record<Job['channel'], ChannelAdapter>>;
 
-/** What every channel adapter is built with (see lib/core/worker.ts). */
+/** What every channel adapter is built with (see functions/compose.ts); a channel's own storage is injected separately. */
 export interface AdapterDeps {
-  /** The DynamoDB client and table, for channel-owned items (e.g. the WeChat access token). */
-  db: DynamoDBDocumentClient;
-  tableName: string;
   messages: MessageStore;
   users: UserStateStore;
   clock: Clock;

@@ -26,7 +26,7 @@ import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { asciiJson, messageGroupId } from '../queue/jobs';
 import type { MessageKey, MessageRecord, MessageStore } from '../store/messages';
 import type { ChannelAdapters } from './channel';
-import type { Clock, Job, Log } from './types';
+import type { Clock, Job, Log } from '../types';
 
 /**
  * Receives before SQS moves a job to the dead-letter queue: `maxReceiveCount` of

@@ -5,7 +5,7 @@
 import type { JobQueue } from '../queue/jobs';
 import type { ClaimResult, MessageStore } from '../store/messages';
 import { setCorrelationId } from './log';
-import type { Clock, Job } from './types';
+import type { Clock, Job } from '../types';
 
 /** What an ingress needs. */
 export interface IngressDeps {

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { Log } from './types';
+import type { Log } from '../types';
 
 /**
  * Log keys whose value identifies a person: a phone number (Twilio `From` / `To`, a

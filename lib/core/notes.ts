@@ -7,7 +7,7 @@
  * SMS in the cheaper GSM-7 encoding for English users (Chinese forces UCS-2, 70 characters per
  * segment: https://www.twilio.com/docs/glossary/what-is-ucs-2-character-encoding).
  */
-import type { Job } from './types';
+import type { Job } from '../types';
 
 /** The languages notes are written in. */
 export type Language = 'zh' | 'en';

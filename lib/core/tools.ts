@@ -10,7 +10,7 @@
  */
 import type { ToolDefinition } from '../llm/types';
 import { normalizeName, normalizePhone, type ContactStore } from '../store/contacts';
-import type { Clock, Job, Log } from './types';
+import type { Clock, Job, Log } from '../types';
 
 /** What the built-in tools need. */
 export interface ToolDeps {

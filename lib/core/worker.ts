@@ -5,68 +5,12 @@
 import { createHash } from 'node:crypto';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { AppConfig } from '../config';
-import { createTwilioAdapter } from '../channels/twilio/adapter';
-import { createWeChatAdapter, type WeChatAdapterTiming } from '../channels/wechat/adapter';
-import { createWhatsAppAdapter } from '../channels/whatsapp/adapter';
-import { createLlmBackend } from '../llm';
-import { ConversationStore } from '../store/conversations';
-import { createDocumentClient } from '../store/client';
-import { ContactStore } from '../store/contacts';
-import { MessageStore } from '../store/messages';
-import { RateLimitStore } from '../store/rate-limit';
-import { UserStateStore } from '../store/user-state';
 import { MalformedJobError, parseJob } from '../queue/jobs';
 import { groupRecords, handleBatch, scheduleRetries, type RetryBackoff } from './batch';
 import { failureReason, MAX_RECEIVE_COUNT, parkJob, secondsToHoldEnd, shouldPark } from './dead-letters';
-import type { AdapterDeps, ChannelAdapters } from './channel';
 import { withCorrelationId } from './log';
-import type { MetricsSink } from './metrics';
-import { createToolRegistry } from './tools';
 import { OutOfTimeError, runTurn, type TurnDeps, type TurnOptions } from './turn';
-import { systemClock, type Clock, type Job, type Log } from './types';
-
-/** Overrides for tests (fake clock, fake fetch). */
-export interface WorkerOverrides {
-  clock?: Clock;
-  fetch?: typeof fetch;
-  flushIntervalMs?: number;
-  streamLeaseMs?: number;
-  /** WeChat customer-service hand-over timing (tests scale it down). */
-  wechatTiming?: WeChatAdapterTiming;
-  /** Operational metrics (the deployed functions pass EMF; default none). */
-  metrics?: MetricsSink;
-}
-
-/** Builds the turn's dependencies from configuration. */
-export function createTurnDeps(cfg: AppConfig, log: Log, overrides: WorkerOverrides = {}): TurnDeps {
-  const clock = overrides.clock ?? systemClock;
-  const fetchImpl = overrides.fetch ?? fetch;
-  const db = createDocumentClient(cfg.aws);
-  const messages = new MessageStore(db, cfg.aws.tableName);
-  const adapterDeps: AdapterDeps = { db, tableName: cfg.aws.tableName, messages, users: new UserStateStore(db, cfg.aws.tableName), clock, log, fetch: fetchImpl };
-  // One adapter per enabled channel (a channel without secrets has none).
-  const channels: ChannelAdapters = {};
-  if (cfg.wechat) channels.wechat = createWeChatAdapter(cfg.wechat, adapterDeps, overrides.wechatTiming);
-  if (cfg.whatsapp) channels.whatsapp = createWhatsAppAdapter(cfg.whatsapp, adapterDeps);
-  if (cfg.twilio) channels.twilio = createTwilioAdapter(cfg.twilio, adapterDeps, { publicBaseUrl: cfg.publicBaseUrl });
-  return {
-    config: cfg,
-    messages,
-    conversations: new ConversationStore(db, cfg.aws.tableName),
-    rateLimits: new RateLimitStore(db, cfg.aws.tableName),
-    llm: createLlmBackend(cfg.llm, { fetch: fetchImpl, sleep: (ms) => clock.sleep(ms) }),
-    channels,
-    clock,
-    log,
-    ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
-    tools: createToolRegistry({ contacts: new ContactStore(db, cfg.aws.tableName), clock, log }),
-    // About once a second: a held WeChat delivery polls the record and shows what is there near
-    // its deadline; writing more often only rewrites the growing item (issue 13's cost table).
-    flushIntervalMs: overrides.flushIntervalMs ?? 1000,
-    streamLeaseMs: overrides.streamLeaseMs ?? 120_000,
-  };
-}
+import type { Job } from '../types';
 
 /** The part of the Lambda context the worker reads. */
 export type WorkerContext = Pick<Context, 'getRemainingTimeInMillis'>;

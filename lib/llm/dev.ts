@@ -84,5 +84,5 @@ export function createDevBackend(opts: DevBackendOptions): LlmBackend {
     return `(voice message ${filename}, ${mimeType}, ${audio.byteLength} bytes — no transcription service configured)`;
   }
 
-  return { name: 'dev', stream, transcribe };
+  return { name: 'dev', capabilities: { keepsHistory: false, acceptsImages: false }, stream, transcribe };
 }

@@ -321,5 +321,5 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
     }
   }
 
-  return { name: 'dify', stream, forgetConversation };
+  return { name: 'dify', capabilities: { keepsHistory: true, acceptsImages: false }, stream, forgetConversation };
 }

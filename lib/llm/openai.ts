@@ -331,7 +331,7 @@ export function createOpenAiBackend(cfg: OpenAiConfig, deps: LlmDeps, options: O
     }
   }
 
-  const backend: LlmBackend = { name: 'openai', stream };
+  const backend: LlmBackend = { name: 'openai', capabilities: { keepsHistory: false, acceptsImages: cfg.vision }, stream };
   if (cfg.transcriptionModel !== '') backend.transcribe = transcribe;
   return backend;
 }

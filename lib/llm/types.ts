@@ -76,6 +76,8 @@ export type LlmEvent =
 /** A streaming chat backend. */
 export interface LlmBackend {
   readonly name: 'openai' | 'dify' | 'dev';
+  /** What the backend can do; the turn asks these, never the backend's name. */
+  readonly capabilities: LlmCapabilities;
   /** Streams one answer. Honors `signal` by ending early. */
   stream(request: LlmRequest, signal?: AbortSignal): AsyncIterable<LlmEvent>;
   /** Forgets server-side conversation state (Dify), if any. */
@@ -86,6 +88,18 @@ export interface LlmBackend {
    * `LlmCallError` with code `idle_timeout` or `deadline`.
    */
   transcribe?(audio: Uint8Array, filename: string, mimeType: string, budgetMs?: number): Promise<string>;
+}
+
+/** What an {@link LlmBackend} can do. */
+export interface LlmCapabilities {
+  /**
+   * The backend keeps the conversation itself (Dify's `conversation_id`,
+   * https://docs.dify.ai/guides/application-publishing/developing-with-apis): the turn sends
+   * no history and stores none.
+   */
+  keepsHistory: boolean;
+  /** The model reads images (OpenAI with `OPENAI_VISION`). */
+  acceptsImages: boolean;
 }
 
 /** Injected I/O for backends, so tests can pin time. */

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { loadConfig, type AwsConfig, type Env } from '../config';
 import { listDeadLetters, replayParked } from '../core/dead-letters';
-import { systemClock, type Clock } from '../core/types';
+import { systemClock, type Clock } from '../types';
 import { createDocumentClient } from '../store/client';
 import { MessageStore } from '../store/messages';
 

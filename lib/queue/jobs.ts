@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsConfig } from '../config';
-import type { Job } from '../core/types';
+import type { Job } from '../types';
 import { isJob } from '../store/messages';
 
 /** Sends jobs; an interface so the ingress can be tested against a real emulator or a recorder. */

@@ -10,7 +10,7 @@
 import { isConditionFailure } from './client';
 import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ChannelName } from '../core/types';
+import type { ChannelName } from '../types';
 
 /** A registered contact. */
 export interface Contact {

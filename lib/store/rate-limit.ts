@@ -17,7 +17,7 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RateLimitConfig } from '../config';
-import type { ChannelName } from '../core/types';
+import type { ChannelName } from '../types';
 import { isConditionFailure } from './client';
 
 /** The partition-key prefix of rate-limit items (IAM `dynamodb:LeadingKeys` scoping). */

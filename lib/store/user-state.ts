@@ -5,7 +5,7 @@
  */
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ChannelName } from '../core/types';
+import type { ChannelName } from '../types';
 import { ttlSec } from './client';
 
 /** Named string facts about a user; absent names are unset. */

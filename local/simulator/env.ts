@@ -3,7 +3,7 @@
  *
  * A channel the developer configured keeps its settings (the simulator signs with them); a
  * channel with none of its secrets set gets local ones here, and its outbound API base points
- * at the simulator's stand-ins. Nothing here is deployed: only lib/local/start.ts calls it.
+ * at the simulator's stand-ins. Nothing here is deployed: only local/start.ts calls it.
  */
 
 /** Local WeChat settings: the token is the one the README's curl example uses. */

@@ -1,5 +1,5 @@
 /**
- * The channel simulator's HTTP server, run by `npm start` (lib/local/start.ts) and never
+ * The channel simulator's HTTP server, run by `npm start` (local/start.ts) and never
  * deployed: the page (plain HTML/JS/CSS from ./public), its small JSON API, and the vendors'
  * outbound API stand-ins the local stack points at. It also watches the worker's jobs, so each
  * message's timeline shows when the worker ran, when the first token was stored, how many LLM
@@ -16,12 +16,12 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { AppConfig } from '../../lib/config';
-import type { SqsBatchHandler } from '../../lib/local/sqs-event-source';
+import type { SqsBatchHandler } from '../sqs-event-source';
 import { parseJob } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore, type MessageRecord } from '../../lib/store/messages';
 import { formatNote } from '../../lib/store/notes';
-import type { Job } from '../../lib/core/types';
+import type { Job } from '../../lib/types';
 import { Conversations, isSimChannel, isUserName, type Conversation, type Line, type SimChannel } from './conversations';
 import type { SimulatedChannels } from './env';
 import { StandIns } from './standins';

@@ -8,7 +8,7 @@ import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks';
 import { aesKeyFromEncodingAesKey, decryptAndCheck, encrypt } from '../../lib/channels/wechat/crypto';
 import { wechatSignature } from '../../lib/channels/wechat/signature';
 import { signMetaBody } from '../../lib/channels/whatsapp/signature';
-import { metaJson, sampleTextWebhook, webhookEnvelope } from '../../lib/channels/whatsapp/samples';
+import { metaJson, sampleTextWebhook, webhookEnvelope } from '../samples/whatsapp';
 import type { Conversation, Conversations, Line } from './conversations';
 
 /** What the vendors need to know about the gateway they call. */

@@ -1,7 +1,7 @@
 import type { SQSRecord } from 'aws-lambda';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DEFAULT_BACKOFF, groupRecords, retryDelaySec, scheduleRetries } from '../../lib/core/batch';
-import { silentLog } from '../../lib/core/types';
+import { silentLog } from '../../lib/types';
 import { startFaultProxy } from '../support/fault-proxy';
 import { startTestStack, type TestStack } from '../support/stack';
 

@@ -3,9 +3,9 @@
  * → SQS FIFO → worker → fake Graph), with the failure hold scaled down to 2 s.
  */
 import { createWhatsAppHandler } from '../../functions/whatsapp';
-import { sampleTextWebhook } from '../../lib/channels/whatsapp/samples';
+import { sampleTextWebhook } from '../../local/samples/whatsapp';
 import { FAILED_NOTE_EN, FAILED_NOTE_ZH, listDeadLetters, maskUserId, replayParked } from '../../lib/core/dead-letters';
-import { silentLog } from '../../lib/core/types';
+import { silentLog } from '../../lib/types';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { fixtureWith, FIXTURE_PHONE_NUMBER_ID as PNID, MetaClient } from '../channels/whatsapp/support';

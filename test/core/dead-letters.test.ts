@@ -19,8 +19,9 @@ import {
   userLanguage,
   type ParkDeps,
 } from '../../lib/core/dead-letters';
-import { silentLog, type Job } from '../../lib/core/types';
-import { createDeadLetterHandler, createTurnDeps } from '../../lib/core/worker';
+import { silentLog, type Job } from '../../lib/types';
+import { createDeadLetterHandler } from '../../lib/core/worker';
+import { createTurnDeps } from '../../functions/compose';
 import { deduplicationId } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { WeChatDelivery } from '../../lib/channels/wechat/delivery';

@@ -4,7 +4,7 @@
  * no longer knows is forgotten and the question retried once.
  */
 import { FAKE_DIFY_THOUGHT, startFakeDify, type FakeDify } from '../fakes/fake-dify';
-import { WeChatPlatform } from '../fakes/wechat-platform';
+import { WeChatPlatform } from '../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../support/gateway';
 
 describe('Dify conversations through the pipeline', () => {

@@ -9,7 +9,7 @@ import { createTwilioMessagingHandler } from '../../functions/twilio-messaging';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { CORRELATION_KEY, createLog, maskIdsInText } from '../../lib/core/log';
 import { emfMetrics, METRIC, METRICS_NAMESPACE } from '../../lib/core/metrics';
-import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
+import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/fake-twilio';

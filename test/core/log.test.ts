@@ -1,5 +1,5 @@
 import { correlatedLog, createLog, maskId, maskIdsInText, maskingLog, redactLogFields, setCorrelationId, withCorrelationId } from '../../lib/core/log';
-import type { Log } from '../../lib/core/types';
+import type { Log } from '../../lib/types';
 import { captureOutput } from '../support/output';
 
 /** A log that keeps what it is given, to look at what a wrapper passes on. */

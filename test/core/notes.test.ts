@@ -1,5 +1,5 @@
 import { languageOf, localise, rateLimitedText } from '../../lib/core/notes';
-import type { ChannelName, Job, TurnInput } from '../../lib/core/types';
+import type { ChannelName, Job, TurnInput } from '../../lib/types';
 
 function job(channel: ChannelName, input: TurnInput): Job {
   const reply: Job['reply'] =

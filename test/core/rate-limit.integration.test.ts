@@ -6,10 +6,10 @@
 import { HELP_TEXT } from '../../lib/core/commands';
 import { rateLimitedText } from '../../lib/core/notes';
 import { runTurn } from '../../lib/core/turn';
-import { systemClock, silentLog, type Clock, type Job } from '../../lib/core/types';
-import { createTurnDeps } from '../../lib/core/worker';
+import { systemClock, silentLog, type Clock, type Job } from '../../lib/types';
+import { createTurnDeps } from '../../functions/compose';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { WeChatPlatform } from '../fakes/wechat-platform';
+import { WeChatPlatform } from '../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../support/gateway';
 
 /** The worker's clock: real time plus an offset the tests move forward. */

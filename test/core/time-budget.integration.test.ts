@@ -6,12 +6,12 @@
  */
 import type { SQSRecord } from 'aws-lambda';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
-import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
+import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { CUT_NOTE, LENGTH_NOTE, TOO_SLOW_TEXT } from '../../lib/core/notes';
-import { silentLog, type Job } from '../../lib/core/types';
+import { silentLog, type Job } from '../../lib/types';
 import { createWorkerHandler } from '../../lib/core/worker';
 import { APOLOGY } from '../../lib/llm/retry';
-import { toLambdaRecord } from '../../lib/local/sqs-event-source';
+import { toLambdaRecord } from '../../local/sqs-event-source';
 import { messageGroupId } from '../../lib/queue/jobs';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { openAiSteps, startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';

@@ -1,5 +1,5 @@
 import { createToolRegistry, parseToolArguments, saveContactTool, UNVERIFIED_CALLER_ERROR, type ToolDeps } from '../../lib/core/tools';
-import { silentLog, type Job } from '../../lib/core/types';
+import { silentLog, type Job } from '../../lib/types';
 import type { Contact } from '../../lib/store/contacts';
 
 function job(overrides: Partial<Job> = {}): Job {

@@ -3,7 +3,7 @@
  * queue: partial batch failures, per-user ordering, redrive to the DLQ, idempotence.
  */
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { Job } from '../../lib/core/types';
+import type { Job } from '../../lib/types';
 import { deduplicationId, messageGroupId, SqsJobQueue } from '../../lib/queue/jobs';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { startGateway, type Gateway } from '../support/gateway';

@@ -4,7 +4,7 @@
  * copied in and out, so a policy never sees a later write through an old reference.
  */
 import type { DeliveryStore, PageShow } from '../../lib/channels/wechat/delivery';
-import type { Job } from '../../lib/core/types';
+import type { Job } from '../../lib/types';
 import type { ClaimResult, DeliveryOwner, MessageKey, MessageRecord } from '../../lib/store/messages';
 import { NO_NOTE, type RecordNote } from '../../lib/store/notes';
 

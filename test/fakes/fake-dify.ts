@@ -33,7 +33,7 @@ import {
   type FakeBasicStep,
   type FakeHttpResponse,
   type FakeRecordedRequest,
-} from './fake-http';
+} from '../../local/fakes/fake-http';
 
 /** A canned HTTP response. `body`: a string is sent as-is, anything else as JSON. */
 export type FakeDifyHttpResponse = FakeHttpResponse;

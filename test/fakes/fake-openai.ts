@@ -30,9 +30,9 @@ import {
   type FakeBasicStep,
   type FakeHttpResponse,
   type FakeRecordedRequest,
-} from './fake-http';
+} from '../../local/fakes/fake-http';
 
-export type { FakeHttpResponse, FakeRecordedRequest } from './fake-http';
+export type { FakeHttpResponse, FakeRecordedRequest } from '../../local/fakes/fake-http';
 
 /** One tool call the fake model makes. */
 export interface FakeToolCall {

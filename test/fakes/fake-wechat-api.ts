@@ -28,7 +28,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { closeServer, isRecord, listenLocal, readBody } from './fake-http';
+import { closeServer, isRecord, listenLocal, readBody } from '../../local/fakes/fake-http';
 
 /** The endpoints of the fake, named by their path after `/cgi-bin/`. */
 export type FakeWeChatEndpoint = 'token' | 'stable_token' | 'message/custom/send' | 'message/custom/typing' | 'media/get';

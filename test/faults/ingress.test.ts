@@ -7,8 +7,8 @@
  */
 import { createTwilioMessagingHandler } from '../../functions/twilio-messaging';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
-import { sampleTextWebhook, sampleWamid, signedHeaders } from '../../lib/channels/whatsapp/samples';
-import { silentLog } from '../../lib/core/types';
+import { sampleTextWebhook, sampleWamid, signedHeaders } from '../../local/samples/whatsapp';
+import { silentLog } from '../../lib/types';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/fake-twilio';

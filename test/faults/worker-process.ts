@@ -5,9 +5,10 @@
  * app's environment plus `QUEUE_ARN` and `TEST_STREAM_LEASE_MS`). Prints `ready` once polling.
  */
 import { loadConfig } from '../../lib/config';
-import { silentLog } from '../../lib/core/types';
-import { createTurnDeps, createWorkerHandler } from '../../lib/core/worker';
-import { startEventSource } from '../../lib/local/sqs-event-source';
+import { silentLog } from '../../lib/types';
+import { createWorkerHandler } from '../../lib/core/worker';
+import { createTurnDeps } from '../../functions/compose';
+import { startEventSource } from '../../local/sqs-event-source';
 import { createSqsClient } from '../../lib/queue/jobs';
 
 const parsed: unknown = JSON.parse(process.env.WORKER_ENV ?? '{}');

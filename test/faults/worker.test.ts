@@ -8,9 +8,9 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createTwilioMessagingHandler } from '../../functions/twilio-messaging';
 import { createWhatsAppHandler } from '../../functions/whatsapp';
-import { sampleTextWebhook, sampleWamid } from '../../lib/channels/whatsapp/samples';
+import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { FAILED_NOTE_EN, replayParked } from '../../lib/core/dead-letters';
-import { silentLog } from '../../lib/core/types';
+import { silentLog } from '../../lib/types';
 import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
 import { openAiSteps, startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/fake-twilio';

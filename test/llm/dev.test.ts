@@ -125,6 +125,15 @@ describe('createLlmBackend', () => {
     expect(createLlmBackend({ ...base, provider }, deps).name).toBe(provider);
   });
 
+  it('states what each backend can do: Dify keeps the history, OpenAI reads images only with vision on', () => {
+    expect(createLlmBackend({ ...base, provider: 'dify' }, deps).capabilities).toEqual({ keepsHistory: true, acceptsImages: false });
+    expect(createLlmBackend({ ...base, provider: 'dev' }, deps).capabilities).toEqual({ keepsHistory: false, acceptsImages: false });
+    expect(createLlmBackend({ ...base, provider: 'openai' }, deps).capabilities).toEqual({ keepsHistory: false, acceptsImages: false });
+    const openai = { apiKey: 'sk', baseUrl: 'http://127.0.0.1:9/v1', model: 'm', vision: true, transcriptionModel: '', maxRetries: 0 };
+    const vision: LlmConfig = { ...base, provider: 'openai', openai };
+    expect(createLlmBackend(vision, deps).capabilities).toEqual({ keepsHistory: false, acceptsImages: true });
+  });
+
   it('refuses a provider whose settings are missing', () => {
     expect(() => createLlmBackend({ ...base, provider: 'openai', openai: undefined }, deps)).toThrow(/OpenAI settings are missing/);
     expect(() => createLlmBackend({ ...base, provider: 'dify', dify: undefined }, deps)).toThrow(/Dify settings are missing/);

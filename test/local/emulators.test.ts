@@ -10,9 +10,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { freePort, javaOnPath, startDynamo } from '../../lib/local/emulators';
-import { spawnEmulators } from '../../lib/local/emulator-process';
-import { awsClientConfig } from '../../lib/local/resources';
+import { freePort, javaOnPath, startDynamo } from '../../local/emulators';
+import { spawnEmulators } from '../../local/emulator-process';
+import { awsClientConfig } from '../../local/resources';
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */
 function listening(port: number): Promise<boolean> {

@@ -4,8 +4,8 @@
  */
 import { DescribeTableCommand, DescribeTimeToLiveCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { spawnEmulators, type SpawnedEmulators } from '../../lib/local/emulator-process';
-import { javaOnPath } from '../../lib/local/emulators';
+import { spawnEmulators, type SpawnedEmulators } from '../../local/emulator-process';
+import { javaOnPath } from '../../local/emulators';
 import {
   awsClientConfig,
   createResources,
@@ -15,7 +15,7 @@ import {
   resolveTemplate,
   tableFromCloudFormation,
   type CreateResourcesOptions,
-} from '../../lib/local/resources';
+} from '../../local/resources';
 
 const REGION = 'us-east-1';
 

@@ -1,5 +1,5 @@
 /**
- * `npm start` end to end, as a user runs it: lib/local/start.ts under the tsx CLI (what the
+ * `npm start` end to end, as a user runs it: local/start.ts under the tsx CLI (what the
  * start script runs), its own process group so Ctrl+C can be sent like a terminal does,
  * no LLM keys (the dev provider), WeChat enabled by WECHAT_TOKEN.
  *
@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
-import { freePort } from '../../lib/local/emulators';
+import { freePort } from '../../local/emulators';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -56,7 +56,7 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
   return new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
 }
 
-describe('npm start (lib/local/start.ts)', () => {
+describe('npm start (local/start.ts)', () => {
   let child: ChildProcess | undefined;
   let output = '';
 
@@ -105,7 +105,7 @@ describe('npm start (lib/local/start.ts)', () => {
     const base = `http://127.0.0.1:${port}`;
 
     const started = Date.now();
-    child = spawn(process.execPath, [require.resolve('tsx/cli'), 'lib/local/start.ts'], {
+    child = spawn(process.execPath, [require.resolve('tsx/cli'), 'local/start.ts'], {
       cwd: ROOT,
       env,
       detached: true, // its own process group, like a terminal job

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { loadConfig } from '../../lib/config';
 import { parkJob } from '../../lib/core/dead-letters';
-import { silentLog, type Job } from '../../lib/core/types';
+import { silentLog, type Job } from '../../lib/types';
 import { asciiJson, deduplicationId, messageGroupId, parseJob } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore } from '../../lib/store/messages';
@@ -102,7 +102,7 @@ describe('npm run dlq on the local stand-ins', () => {
   });
 
   it('works as the npm script (tsx entry)', async () => {
-    const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules', '.bin', 'tsx'), ['lib/ops/dlq-cli.ts', 'list', '--stage', stage, ...endpoints], {
+    const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/dlq.ts', 'list', '--stage', stage, ...endpoints], {
       cwd: ROOT,
       env: { ...process.env, DYNAMODB_ENDPOINT: '', SQS_ENDPOINT: '' },
     });

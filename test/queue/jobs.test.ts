@@ -1,5 +1,5 @@
 import { asciiJson, deduplicationId, MalformedJobError, messageGroupId, parseJob, sqsId } from '../../lib/queue/jobs';
-import type { Job } from '../../lib/core/types';
+import type { Job } from '../../lib/types';
 
 const job: Job = {
   v: 1,

@@ -3,7 +3,7 @@
  * park (conditional on what was read), the `dead` index, replay reset.
  */
 import { loadConfig } from '../../lib/config';
-import type { Job } from '../../lib/core/types';
+import type { Job } from '../../lib/types';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore } from '../../lib/store/messages';
 import { caught } from '../support/caught';

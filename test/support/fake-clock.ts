@@ -3,7 +3,7 @@
  * running the events scheduled with `at` on the way (in time order), so a policy that
  * polls and waits runs in microseconds and deterministically.
  */
-import type { Clock } from '../../lib/core/types';
+import type { Clock } from '../../lib/types';
 
 export class FakeClock implements Clock {
   private events: { atMs: number; run: () => void | Promise<void> }[] = [];

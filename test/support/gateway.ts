@@ -6,17 +6,18 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createWeChatHandler, type WeChatOverrides } from '../../functions/wechat';
 import { loadConfig, type AppConfig } from '../../lib/config';
-import { createDeadLetterHandler, createTurnDeps, createWorkerHandler, type WorkerContext, type WorkerOverrides } from '../../lib/core/worker';
-import { silentLog, type Log } from '../../lib/core/types';
+import { createDeadLetterHandler, createWorkerHandler, type WorkerContext } from '../../lib/core/worker';
+import { createTurnDeps, type WorkerOverrides } from '../../functions/compose';
+import { silentLog, type Log } from '../../lib/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
-import { startEventSource } from '../../lib/local/sqs-event-source';
+import { startEventSource } from '../../local/sqs-event-source';
 import { createSqsClient } from '../../lib/queue/jobs';
 import { MessageStore } from '../../lib/store/messages';
 import { ConversationStore } from '../../lib/store/conversations';
 import { createDocumentClient } from '../../lib/store/client';
 import type { TurnDeps } from '../../lib/core/turn';
-import { serveLambdas, type HttpHandler, type LambdaHttp } from './lambda-http';
+import { serveLambdas, type HttpHandler, type LambdaHttp } from '../../local/lambda-http';
 import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { startTestStack, type TestStack } from './stack';
 

@@ -2,7 +2,7 @@
  * Integration-test stack: DynamoDB + SQS emulators on 127.0.0.1 random ports, with the
  * table and queues created from lib/infra/*.json under names unique to this stack.
  *
- * The emulators run in a child process (lib/local/emulator-process.ts): fauxqs is
+ * The emulators run in a child process (local/emulator-process.ts): fauxqs is
  * ESM-only and cannot be loaded inside Jest's module sandbox on Node 20. Everything
  * else (clients, resource creation, the event source) runs in the test process and
  * reaches the emulators over HTTP, just as the functions reach AWS.
@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
-import type { DynamoEngine } from '../../lib/local/emulators';
-import { spawnEmulators } from '../../lib/local/emulator-process';
-import { awsClientConfig, createResources, LOCAL_CREDENTIALS } from '../../lib/local/resources';
+import type { DynamoEngine } from '../../local/emulators';
+import { spawnEmulators } from '../../local/emulator-process';
+import { awsClientConfig, createResources, LOCAL_CREDENTIALS } from '../../local/resources';
 
 /** Options of {@link startTestStack}. */
 export interface TestStackOptions {

@@ -10,7 +10,8 @@
 import type { TwilioConfig } from '../../config';
 import { TWILIO_MAX_CHARS, splitForChannel } from '../../core/chunking';
 import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
-import type { Job, ReplyTarget } from '../../core/types';
+import { sendOutbound, type SendVerdict } from '../../core/outbound';
+import type { Job, ReplyTarget } from '../../types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
 import { NO_NOTE, type RecordNote } from '../../store/notes';
 import type { UserFacts } from '../../store/user-state';
@@ -57,45 +58,48 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
   const publicBaseUrl = opts.publicBaseUrl ?? '';
 
   /**
-   * Sends `parts[from…]` of one answer, recording progress after each part so a retry
-   * resumes after the last delivered one. Returns normally when the answer is delivered
-   * or given up; throws a retryable DeliveryError for SQS redelivery.
-   * `onProgress(n)` stores "n parts delivered".
+   * Sends `parts[from…]` of one answer through the core send loop ({@link sendOutbound}).
+   * Returns normally when the answer is delivered or given up; throws a retryable
+   * DeliveryError for SQS redelivery. `onProgress(n, done, note)` stores "n parts delivered".
    */
   async function sendParts(
     record: MessageRecord,
     reply: TwilioReply,
     parts: readonly string[],
     from: number,
-    onProgress: (delivered: number, note: RecordNote) => Promise<void>,
+    onProgress: (delivered: number, done: boolean, note: RecordNote) => Promise<void>,
   ): Promise<{ outcome: 'delivered' | 'session_closed' | 'failed'; delivered: number }> {
     const sender = senderFor(cfg, reply);
-    for (let i = from; i < parts.length; i++) {
-      const body = parts[i] ?? '';
-      try {
-        await rest.sendMessage({
-          to: reply.to,
-          sender,
-          content: { body },
-          ...(reply.medium === 'whatsapp' && publicBaseUrl !== '' ? { statusCallback: statusCallbackUrl(publicBaseUrl, record.msgKey, i) } : {}),
-        });
-      } catch (err) {
-        if (!(err instanceof TwilioApiError)) throw err;
-        if (err.code === WHATSAPP_SESSION_CLOSED && reply.medium === 'whatsapp') {
-          await onSessionClosed(session, record.userId, reply.to, whatsappSender(cfg, reply.from), record.msgKey, i);
-          return { outcome: 'session_closed', delivered: i };
-        }
-        if (err.retryable) {
-          deps.log.warn('twilio send failed; SQS will retry', { msgKey: record.msgKey, part: i, code: err.code });
-          throw new DeliveryError(err.message, err.code, true);
-        }
-        deps.log.error('twilio send failed for good', { msgKey: record.msgKey, part: i, code: err.code });
-        await onProgress(i, { kind: 'send_stopped', reason: 'failed', code: err.code });
-        return { outcome: 'failed', delivered: i };
-      }
-      await onProgress(i + 1, NO_NOTE);
+    const result = await sendOutbound<string>(
+      {
+        part: (i) => parts[i],
+        send: async (body, i) => {
+          await rest.sendMessage({
+            to: reply.to,
+            sender,
+            content: { body },
+            ...(reply.medium === 'whatsapp' && publicBaseUrl !== '' ? { statusCallback: statusCallbackUrl(publicBaseUrl, record.msgKey, i) } : {}),
+          });
+        },
+        classify: (err, i): SendVerdict | undefined => {
+          if (!(err instanceof TwilioApiError)) return undefined;
+          if (err.code === WHATSAPP_SESSION_CLOSED && reply.medium === 'whatsapp') return { kind: 'window_closed' };
+          if (err.retryable) {
+            deps.log.warn('twilio send failed; SQS will retry', { msgKey: record.msgKey, part: i, code: err.code });
+            return { kind: 'retry', error: new DeliveryError(err.message, err.code, true) };
+          }
+          deps.log.error('twilio send failed for good', { msgKey: record.msgKey, part: i, code: err.code });
+          return { kind: 'fatal', note: { kind: 'send_stopped', reason: 'failed', code: err.code } };
+        },
+        record: (delivered, done, note) => onProgress(delivered, done, note ?? NO_NOTE),
+      },
+      from,
+    );
+    if (result.outcome === 'window_closed') {
+      await onSessionClosed(session, record.userId, reply.to, whatsappSender(cfg, reply.from), record.msgKey, result.delivered);
+      return { outcome: 'session_closed', delivered: result.delivered };
     }
-    return { outcome: 'delivered', delivered: parts.length };
+    return { outcome: result.outcome === 'stopped' ? 'failed' : 'delivered', delivered: result.delivered };
   }
 
   /** Answers kept back by a closed WhatsApp session go out first once the user writes again. */
@@ -164,8 +168,8 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
         // The user wrote on WhatsApp after the window closed, so it is open again.
         await flushUndelivered(record, reply, facts);
       }
-      const { outcome, delivered } = await sendParts(record, reply, parts, record.deliveredParts, async (n, note) => {
-        await deps.messages.recordParts(key, n, n >= parts.length || note.kind !== 'none', deps.clock.nowMs(), note);
+      const { outcome, delivered } = await sendParts(record, reply, parts, record.deliveredParts, async (n, done, note) => {
+        await deps.messages.recordParts(key, n, done, deps.clock.nowMs(), note);
       });
       if (outcome === 'session_closed') {
         // Kept in the user's facts (see session.ts), out of the pending index.

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { Job, ReplyTarget, TurnInput } from '../../core/types';
+import type { Job, ReplyTarget, TurnInput } from '../../types';
 import { param, type TwilioParams } from './form';
 
 /** The prefix Twilio puts on WhatsApp addresses. */

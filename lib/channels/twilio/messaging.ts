@@ -10,7 +10,7 @@
  */
 import type { TwilioConfig } from '../../config';
 import { acceptMessage, type IngressDeps } from '../../core/ingress';
-import type { Job, Log } from '../../core/types';
+import type { Job, Log } from '../../types';
 import type { UserStateStore } from '../../store/user-state';
 import { text, type HttpRequest, type HttpResponse } from '../http';
 import { param, parseForm, type TwilioParams } from './form';

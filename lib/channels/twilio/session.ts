@@ -17,7 +17,7 @@
  * @module
  */
 import type { TwilioConfig } from '../../config';
-import type { Log } from '../../core/types';
+import type { Log } from '../../types';
 import type { UserStateStore } from '../../store/user-state';
 import { WHATSAPP_PREFIX, isWhatsAppAddress } from './inbound';
 import type { TwilioRest } from './rest';

@@ -34,7 +34,7 @@
 import type { TwilioConfig } from '../../config';
 import { acceptMessage, type IngressDeps } from '../../core/ingress';
 import { NOT_ENROLLED_TEXT, isAllowed } from '../../core/turn';
-import type { Job, Log } from '../../core/types';
+import type { Job, Log } from '../../types';
 import type { HttpRequest, HttpResponse } from '../http';
 import { param, type TwilioParams } from './form';
 import { bareNumber, conversationKeyOf } from './inbound';
@@ -60,6 +60,19 @@ export interface TwilioVoiceDeps extends IngressDeps {
   /** `<Pause>` between polls, in seconds. */
   pollPauseSec: number;
 }
+
+/** The voice protocol's timings, the defaults of {@link TwilioVoiceDeps} (tests scale them down). */
+export const VOICE_TIMINGS: Readonly<Pick<TwilioVoiceDeps, 'pollWaitMs' | 'pollIntervalMs' | 'maxPolls' | 'fillerPauseSec' | 'pollPauseSec'>> = {
+  // Twilio gives up on a TwiML fetch after 15 s (error 11200,
+  // https://www.twilio.com/docs/api/errors/11200): 8 s of waiting plus DynamoDB reads and the
+  // Lambda's own latency stay well inside it.
+  pollWaitMs: 8_000,
+  pollIntervalMs: 250,
+  // 6 polls ≈ 6 × (8 s + 1 s pause) ≈ 54 s of "thinking" before the apology.
+  maxPolls: 6,
+  fillerPauseSec: 2,
+  pollPauseSec: 1,
+};
 
 /** Said while the model thinks. */
 export const FILLER_TEXT = 'One moment, let me think.';

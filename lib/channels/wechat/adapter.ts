@@ -17,13 +17,15 @@
 import type { WeChatConfig } from '../../config';
 import { AudioDecodeError } from '../../audio/amr';
 import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
-import type { Job } from '../../core/types';
+import { sendOutbound, type SendVerdict } from '../../core/outbound';
+import type { Job } from '../../types';
 import type { MessageRecord } from '../../store/messages';
+import type { TokenStore } from '../../store/wechat-token';
 import { WeChatApi, WeChatApiError } from './api';
-import { WeChatDelivery } from './delivery';
+import type { DeliveryStore } from './delivery';
 import { fetchWeChatMedia } from './media';
 import { takePage, utf8Length } from './pages';
-import { moreNote } from './passive';
+import { moreNote } from './texts';
 import { AccessTokenProvider, WeChatTokenError } from './token';
 
 /** WeChat's quota: customer-service messages per user message (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Service_Center_messages.html). */
@@ -31,6 +33,21 @@ export const CS_MESSAGES_PER_USER_MESSAGE = 5;
 
 /** Errors after which the push is abandoned and the answer kept for "reply 1". */
 export const CS_FALLBACK_CODES: readonly number[] = [45015, 45047, 48001];
+
+/** One customer-service message: its text and the answer's characters it carries. */
+interface PushPage {
+  text: string;
+  fromChar: number;
+  nextChar: number;
+}
+
+/** The WeChat adapter's storage, injected by the composition root (functions/compose.ts). */
+export interface WeChatAdapterStores {
+  /** The fleet-wide access token's cache and refresh lease. */
+  tokens: TokenStore;
+  /** The delivery state of WeChat answers (claims, pushes, failures). */
+  delivery: DeliveryStore;
+}
 
 /** Timing of the customer-service hand-over (the ingress's wait is `WeChatConfig.csPassiveWaitMs`). */
 export interface WeChatAdapterTiming {
@@ -42,6 +59,7 @@ export interface WeChatAdapterTiming {
 export function createWeChatAdapter(
   cfg: WeChatConfig,
   deps: AdapterDeps,
+  stores: WeChatAdapterStores,
   timing: WeChatAdapterTiming = { handOverMarginMs: 1_000 },
 ): ChannelAdapter {
   const api =
@@ -54,15 +72,14 @@ export function createWeChatAdapter(
             appId: cfg.appId,
             appSecret: cfg.appSecret,
             apiBase: cfg.apiBase,
-            db: deps.db,
-            tableName: deps.tableName,
+            store: stores.tokens,
             fetch: deps.fetch,
             clock: deps.clock,
             log: deps.log,
           }),
         })
       : undefined;
-  const delivery = new WeChatDelivery(deps.messages, deps.db, deps.tableName);
+  const { delivery } = stores;
 
   async function fetchMedia(job: Job, mediaRef: string): Promise<Media> {
     if (!api) throw new DeliveryError('media needs WECHAT_APP_ID and WECHAT_APP_SECRET', 'no_api', false);
@@ -81,16 +98,22 @@ export function createWeChatAdapter(
     // Let the ingress finish its passive wait first; then exactly one path claims delivery.
     const handOverAt = record.arrivedAtMs + cfg.csPassiveWaitMs + timing.handOverMarginMs;
     if (handOverAt > now()) await deps.clock.sleep(handOverAt - now());
-    let rec = await deps.messages.get(record, now());
-    if (!rec?.pending) return;
+    const stored = await deps.messages.get(record, now());
+    if (!stored?.pending) return;
+    let rec: MessageRecord = stored;
     if (rec.deliveryOwner === undefined) {
       if (!(await delivery.claimDelivery(rec, 'push', now()))) return;
     } else if (rec.deliveryOwner !== 'push') {
       return;
     }
     await wechatApi.typing(rec.userId, 'CancelTyping').catch(() => false);
-    // Resume after the parts already sent (SQS redelivery after a failure).
-    while (rec.pending && rec.deliveredParts < CS_MESSAGES_PER_USER_MESSAGE && rec.deliveredChars < rec.answer.length) {
+    // Resume after the parts already sent (SQS redelivery after a failure). The pages are cut
+    // from the stored record, re-read after each push: `progress.lost` once the record is gone or no
+    // longer ours (the conditional write failed), or the push was refused.
+    const progress = { lost: false };
+    let sent: PushPage | undefined;
+    const nextPage = (): PushPage | undefined => {
+      if (progress.lost || !rec.pending || rec.deliveredParts >= CS_MESSAGES_PER_USER_MESSAGE || rec.deliveredChars >= rec.answer.length) return undefined;
       const from = rec.deliveredChars;
       const lastAllowed = rec.deliveredParts === CS_MESSAGES_PER_USER_MESSAGE - 1;
       const rest = rec.answer.slice(from);
@@ -98,27 +121,46 @@ export function createWeChatAdapter(
       // The fifth message ends with "reply 1" when the answer is longer still.
       const note = fits ? '' : lastAllowed ? moreNote(cfg.fetchKeyword) : '';
       const page = fits ? { page: rest, nextChar: rec.answer.length } : takePage(rec.answer, from, cfg.pageBytes - utf8Length(note), { final: true });
-      try {
-        await wechatApi.sendText(rec.userId, page.page + note);
-      } catch (err) {
-        if (err instanceof WeChatApiError && !err.retryable) {
-          // 45015 / 45047 / 48001 and other refusals: keep the answer for "reply 1".
-          const code = String(err.errcode ?? err.status ?? 'refused');
-          deps.log.warn('wechat customer-service push refused; answer kept for reply 1', { errcode: code, known: CS_FALLBACK_CODES.includes(err.errcode ?? 0) });
-          await delivery.markPushFailed(rec, code, now());
-          return;
-        }
-        if (err instanceof WeChatApiError || err instanceof WeChatTokenError) {
-          throw new DeliveryError(`custom/send failed: ${err.message}`, 'push_retry', err.retryable);
-        }
-        throw err;
-      }
-      const complete = page.nextChar >= rec.answer.length;
-      if (!(await delivery.markPushed(rec, from, page.nextChar, complete, now()))) return;
-      const next = await deps.messages.get(rec, now());
-      if (!next) return;
-      rec = next;
-    }
+      return { text: page.page + note, fromChar: from, nextChar: page.nextChar };
+    };
+    await sendOutbound<PushPage>(
+      {
+        part: nextPage,
+        send: async (page) => {
+          await wechatApi.sendText(rec.userId, page.text);
+          sent = page;
+        },
+        classify: (err): SendVerdict | undefined => {
+          if (err instanceof WeChatApiError && !err.retryable) {
+            // 45015 / 45047 / 48001 and other refusals: keep the answer for "reply 1".
+            const code = String(err.errcode ?? err.status ?? 'refused');
+            deps.log.warn('wechat customer-service push refused; answer kept for reply 1', { errcode: code, known: CS_FALLBACK_CODES.includes(err.errcode ?? 0) });
+            return { kind: 'fatal', note: { kind: 'push_failed', code, told: false } };
+          }
+          if (err instanceof WeChatApiError || err instanceof WeChatTokenError) {
+            return { kind: 'retry', error: new DeliveryError(`custom/send failed: ${err.message}`, 'push_retry', err.retryable) };
+          }
+          return undefined;
+        },
+        // `done` is not used: whether the answer is complete follows from the page just pushed.
+        record: async (_delivered, _done, note) => {
+          progress.lost = true;
+          if (note?.kind === 'push_failed') {
+            await delivery.markPushFailed(rec, note.code, now());
+            return;
+          }
+          if (sent === undefined) return;
+          const complete = sent.nextChar >= rec.answer.length;
+          if (!(await delivery.markPushed(rec, sent.fromChar, sent.nextChar, complete, now()))) return;
+          const next = await deps.messages.get(rec, now());
+          if (!next) return;
+          rec = next;
+          progress.lost = false;
+        },
+      },
+      rec.deliveredParts,
+    );
+    if (progress.lost) return;
     if (rec.pending && rec.deliveredChars < rec.answer.length) {
       // Quota used up (5 messages): the rest is fetched with "reply 1", as the last message says.
       await delivery.markPushQuota(rec, now());

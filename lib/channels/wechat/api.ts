@@ -15,8 +15,9 @@
  *
  * Neither the AppSecret nor the access token ever appears in an error message or log.
  */
-import { silentLog, type Log } from '../../core/types';
-import { describeFetchFailure, redact, type AccessTokenSource } from './token';
+import { silentLog, type Log } from '../../types';
+import { describeFetchFailure, redact } from './fetch';
+import type { AccessTokenSource } from './token';
 
 /** `command` of the typing API. */
 export type WeChatTypingCommand = 'Typing' | 'CancelTyping';

@@ -39,7 +39,7 @@
  * @module
  */
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { Job } from '../../core/types';
+import type { Job } from '../../types';
 import { isConditionFailure } from '../../store/client';
 import {
   messageItemKey,

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AppConfig, WeChatConfig } from '../../config';
 import { acceptMessage, type IngressDeps } from '../../core/ingress';
-import type { Clock, Job, Log } from '../../core/types';
+import type { Clock, Job, Log } from '../../types';
 import type { JobQueue } from '../../queue/jobs';
 import { MessageStore, type ClaimResult } from '../../store/messages';
 import { text, xml, type HttpRequest, type HttpResponse } from '../http';
@@ -21,7 +21,7 @@ import { WeChatDelivery, type DeliveryStore } from './delivery';
 import { DynamoSignatureBindings, type SignatureBindings } from './replay';
 import { aesKeys, openRequest, toJob, type ReplyContext } from './request';
 import { isFetch, respondCustomerService, respondFetch, respondPassive, type Reply, type Respond, type RespondDeps } from './respond';
-import { buildTextReply } from './xml';
+import { buildTextReply } from './xml-reply';
 
 export { WECHAT_MAX_BODY_BYTES, UNSUPPORTED_TEXT } from './request';
 export { PUSH_FAILED_LEAD } from './respond';
@@ -107,6 +107,15 @@ export async function handleWeChat(deps: WeChatIngressDeps, req: HttpRequest): P
   }
   return answer.kind === 'text' ? reply(deps, opened.ctx, answer.content) : text(200, SUCCESS);
 }
+
+/** The webhook's timings, the defaults of {@link WeChatIngressParts} (tests scale them down). */
+export const WECHAT_INGRESS_TIMINGS: Readonly<Pick<WeChatIngressParts, 'pollMs' | 'holdMs'>> = {
+  pollMs: 150,
+  // WeChat drops the connection at 5 s and retries
+  // (https://developers.weixin.qq.com/doc/offiaccount/en/Message_Management/Receiving_standard_messages.html):
+  // holding a little longer makes sure it retries.
+  holdMs: 5_300,
+};
 
 /** Timing and sources the entry (or a test) chooses. */
 export interface WeChatIngressParts {

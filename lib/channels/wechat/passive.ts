@@ -9,10 +9,11 @@
  * finished one (its text is the worker's note to the user) or closed when empty, and a
  * job with no progress for `failedJobHoldMs` is passed over, so later answers proceed.
  */
-import type { Clock } from '../../core/types';
+import type { Clock } from '../../types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
 import { pushGaveUp, type DeliveryStore } from './delivery';
 import { takePage, utf8Length } from './pages';
+import { moreNote, writingNote } from './texts';
 
 /** What page delivery needs. */
 export interface PageDeps {
@@ -26,21 +27,6 @@ export interface PageDeps {
   pollMs: number;
   /** An unfinished answer with no progress for this long no longer holds later ones (FAILED_JOB_HOLD_SEC). */
   failedJobHoldMs: number;
-}
-
-/** Bilingual notes: most Official Account users read Chinese. */
-export function moreNote(keyword: string): string {
-  return `\n\n（回复 ${keyword} 查看后续 · reply ${keyword} for more）`;
-}
-
-/** Appended to a page cut from an answer that is still being written. */
-export function writingNote(keyword: string): string {
-  return `\n\n（还在生成中，回复 ${keyword} 查看后续 · still writing, reply ${keyword} for the rest）`;
-}
-
-/** Sent when nothing has been written yet by the time the reply must go. */
-export function thinkingText(keyword: string): string {
-  return `正在思考，请稍后回复 ${keyword} 获取回答。\nStill thinking – reply ${keyword} in a few seconds to get the answer.`;
 }
 
 /**

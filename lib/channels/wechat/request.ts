@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { WeChatConfig } from '../../config';
-import type { Job, TurnInput } from '../../core/types';
+import type { Job, TurnInput } from '../../types';
 import type { HttpRequest } from '../http';
 import { aesKeyFromEncodingAesKey, decryptAndCheck, WeChatCryptoError } from './crypto';
 import { verifyMsgSignature, verifySignature } from './signature';

@@ -14,10 +14,11 @@
  * @module
  */
 import type { WeChatConfig } from '../../config';
-import type { Job, Log } from '../../core/types';
+import type { Job, Log } from '../../types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
 import type { DeliveryStore } from './delivery';
-import { takeNextPage, thinkingText, waitForPage, type PageDeps } from './passive';
+import { takeNextPage, waitForPage, type PageDeps } from './passive';
+import { thinkingText } from './texts';
 
 /** What the policies need. */
 export interface RespondDeps extends PageDeps {

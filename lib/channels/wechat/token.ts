@@ -19,11 +19,12 @@
  * briefly, and concurrent callers inside one instance share one promise. A cold fleet
  * therefore makes one upstream request, not one per worker.
  */
-import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { silentLog, systemClock, type Clock, type Log } from '../../core/types';
-import { isConditionFailure, ttlSec } from '../../store/client';
+import { silentLog, systemClock, type Clock, type Log } from '../../types';
+import type { ForceLedger, TokenLease, TokenStore } from '../../store/wechat-token';
+import { describeFetchFailure, redact } from './fetch';
+import { tokenErrorFor, WeChatTokenError } from './token-errors';
+
+export { tokenErrorFor, WeChatTokenError, type WeChatTokenErrorCode } from './token-errors';
 
 /** What the API client needs: a current token, and a new one when WeChat rejects it. */
 export interface AccessTokenSource {
@@ -36,48 +37,14 @@ export interface AccessTokenSource {
   invalidate(badToken: string): Promise<string>;
 }
 
-/** Why a token could not be had. */
-export type WeChatTokenErrorCode =
-  | 'ip_not_allowed'
-  | 'invalid_appid'
-  | 'invalid_secret'
-  | 'credentials_missing'
-  | 'quota_exceeded'
-  | 'force_refresh_limited'
-  | 'rejected'
-  | 'busy'
-  | 'timeout'
-  | 'network'
-  | 'http'
-  | 'bad_response'
-  | 'upstream';
-
-/**
- * A token failure. The message names the cause (and the fix, for configuration errors);
- * it never contains the AppSecret or a token.
- */
-export class WeChatTokenError extends Error {
-  constructor(
-    message: string,
-    readonly code: WeChatTokenErrorCode,
-    /** Whether trying again later (SQS redelivery) may help. */
-    readonly retryable: boolean,
-    /** WeChat's `errcode`, when WeChat answered with one. */
-    readonly errcode?: number,
-  ) {
-    super(message);
-    this.name = 'WeChatTokenError';
-  }
-}
-
 /** Settings of {@link AccessTokenProvider}. */
 export interface AccessTokenProviderOptions {
   appId: string;
   appSecret: string;
   /** e.g. `https://api.weixin.qq.com` (no trailing slash needed). */
   apiBase: string;
-  db: DynamoDBDocumentClient;
-  tableName: string;
+  /** Where the fleet shares the token and the refresh lease (lib/store/wechat-token.ts). */
+  store: TokenStore;
   fetch?: typeof fetch;
   clock?: Clock;
   log?: Log;
@@ -111,21 +78,9 @@ interface CachedToken {
   refreshAtMs: number;
 }
 
-interface ForceLedger {
-  /** Last `force_refresh:true` call (epoch ms), 0 if none. */
-  atMs: number;
-  /** China-time day (`YYYY-MM-DD`) that `count` belongs to. */
-  day: string;
-  count: number;
-}
-
 interface StoredState {
   token: CachedToken | undefined;
   force: ForceLedger;
-}
-
-interface Lease {
-  owner: string;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -150,80 +105,6 @@ function chinaDay(nowMs: number): string {
   return new Date(nowMs + 8 * 3_600_000).toISOString().slice(0, 10);
 }
 
-/** Pure classification of a token endpoint's `errcode`. Exported for tests. */
-export function tokenErrorFor(errcode: number, errmsg: string): WeChatTokenError {
-  const said = errmsg === '' ? '' : ` WeChat said: "${errmsg}".`;
-  switch (errcode) {
-    case 40164:
-    case 89503:
-    case 89501:
-      return new WeChatTokenError(
-        `WeChat refused the access-token request because the caller's IP is not on the Official Account's IP allow-list (errcode ${errcode}). ` +
-          'Add the egress IP to mp.weixin.qq.com → Settings and Development → Basic Configuration → IP whitelist; on Lambda that needs a fixed egress IP (VPC with a NAT gateway and an Elastic IP).' +
-          said,
-        'ip_not_allowed',
-        false,
-        errcode,
-      );
-    case 40013:
-      return new WeChatTokenError(
-        `WeChat says WECHAT_APP_ID is not a valid AppID (errcode 40013). Copy the AppID from mp.weixin.qq.com → Settings and Development → Basic Configuration.${said}`,
-        'invalid_appid',
-        false,
-        errcode,
-      );
-    case 40125:
-    case 40001:
-      // For the token endpoints 40001 means "AppSecret wrong or not this account's".
-      return new WeChatTokenError(
-        `WeChat rejected WECHAT_APP_SECRET (errcode ${errcode}: invalid AppSecret, or it belongs to another account). Reset it in mp.weixin.qq.com → Basic Configuration and update the setting.${said}`,
-        'invalid_secret',
-        false,
-        errcode,
-      );
-    case 41002:
-    case 41004:
-      return new WeChatTokenError(
-        `WeChat says the ${errcode === 41002 ? 'AppID' : 'AppSecret'} is missing from the token request (errcode ${errcode}): set WECHAT_APP_ID and WECHAT_APP_SECRET.${said}`,
-        'credentials_missing',
-        false,
-        errcode,
-      );
-    case 45009:
-      return new WeChatTokenError(
-        `WeChat's daily limit for the token API is used up (errcode 45009); it resets at midnight China time.${said}`,
-        'quota_exceeded',
-        false,
-        errcode,
-      );
-    case 45011:
-    case -1:
-      return new WeChatTokenError(`WeChat is busy or rate-limiting the token API (errcode ${errcode}); try again shortly.${said}`, 'busy', true, errcode);
-    default:
-      return new WeChatTokenError(`WeChat's token API failed with errcode ${errcode}.${said}`, 'upstream', false, errcode);
-  }
-}
-
-/** Removes every occurrence of the given secrets from `text`. */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= 4) out = out.split(secret).join('[redacted]');
-  }
-  return out;
-}
-
-/** Why a fetch failed, without the URL (ours carries credentials in query or body). */
-export function describeFetchFailure(err: unknown): { timeout: boolean; reason: string } {
-  if (err instanceof Error) {
-    const timeout = err.name === 'TimeoutError' || err.name === 'AbortError';
-    const cause: unknown = err.cause;
-    const code = isRecord(cause) && typeof cause.code === 'string' ? cause.code : undefined;
-    return { timeout, reason: timeout ? 'timed out' : (code ?? err.name) };
-  }
-  return { timeout: false, reason: 'unknown error' };
-}
-
 const REJECTED_MEMORY = 16;
 
 /**
@@ -234,7 +115,6 @@ export class AccessTokenProvider implements AccessTokenSource {
   private readonly fetchFn: typeof fetch;
   private readonly clock: Clock;
   private readonly log: Log;
-  private readonly pk: string;
   private readonly apiBase: string;
   private readonly refreshAheadMs: number;
   private readonly expiryMarginMs: number;
@@ -255,7 +135,6 @@ export class AccessTokenProvider implements AccessTokenSource {
     this.fetchFn = opts.fetch ?? fetch;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLog;
-    this.pk = `token#wechat#${opts.appId}`;
     this.apiBase = opts.apiBase.replace(/\/+$/, '');
     this.refreshAheadMs = opts.refreshAheadMs ?? 5 * 60_000;
     this.expiryMarginMs = opts.expiryMarginMs ?? 60_000;
@@ -366,40 +245,12 @@ export class AccessTokenProvider implements AccessTokenSource {
   }
 
   private async read(): Promise<StoredState> {
-    const res = await this.opts.db.send(
-      new GetCommand({ TableName: this.opts.tableName, Key: { pk: this.pk, sk: 'token' }, ConsistentRead: true }),
-    );
-    const item = isRecord(res.Item) ? res.Item : {};
-    const token = str(item, 'token');
-    const expiresAtMs = num(item, 'expiresAtMs');
-    const refreshAtMs = num(item, 'refreshAtMs');
-    return {
-      token:
-        token !== undefined && token !== '' && expiresAtMs !== undefined
-          ? { token, expiresAtMs, refreshAtMs: refreshAtMs ?? expiresAtMs - this.refreshAheadMs }
-          : undefined,
-      force: { atMs: num(item, 'forcedAtMs') ?? 0, day: str(item, 'forcedDay') ?? '', count: num(item, 'forcedCount') ?? 0 },
-    };
+    const { token, force } = await this.opts.store.read();
+    return { token: token && { token: token.token, expiresAtMs: token.expiresAtMs, refreshAtMs: token.refreshAtMs ?? token.expiresAtMs - this.refreshAheadMs }, force };
   }
 
-  /** Stores the token, leaving the force-refresh ledger on the same item untouched. */
   private async store(t: CachedToken): Promise<void> {
-    await this.opts.db.send(
-      new UpdateCommand({
-        TableName: this.opts.tableName,
-        Key: { pk: this.pk, sk: 'token' },
-        UpdateExpression: 'SET #t = :t, expiresAtMs = :e, refreshAtMs = :r, fetchedAtMs = :now, expiresAtSec = :ttl',
-        ExpressionAttributeNames: { '#t': 'token' },
-        ExpressionAttributeValues: {
-          ':t': t.token,
-          ':e': t.expiresAtMs,
-          ':r': t.refreshAtMs,
-          ':now': this.clock.nowMs(),
-          // Keep the item (and its daily force ledger) a day past the token's expiry.
-          ':ttl': ttlSec(t.expiresAtMs, 1),
-        },
-      }),
-    );
+    await this.opts.store.store(t, this.clock.nowMs());
   }
 
   /**
@@ -423,57 +274,21 @@ export class AccessTokenProvider implements AccessTokenSource {
         false,
       );
     }
-    try {
-      await this.opts.db.send(
-        new UpdateCommand({
-          TableName: this.opts.tableName,
-          Key: { pk: this.pk, sk: 'token' },
-          UpdateExpression: 'SET forcedAtMs = :now, forcedDay = :day, forcedCount = :count',
-          ConditionExpression: 'attribute_not_exists(forcedAtMs) OR forcedAtMs = :prev',
-          ExpressionAttributeValues: { ':now': now, ':day': day, ':count': count + 1, ':prev': ledger.atMs },
-        }),
-      );
-    } catch (err) {
-      if (isConditionFailure(err)) {
-        throw new WeChatTokenError('another instance force-refreshed the access token at the same time', 'force_refresh_limited', true);
-      }
-      throw err;
+    if (!(await this.opts.store.recordForce(ledger, { atMs: now, day, count: count + 1 }))) {
+      throw new WeChatTokenError('another instance force-refreshed the access token at the same time', 'force_refresh_limited', true);
     }
   }
 
-  private async acquireLease(now: number): Promise<Lease | undefined> {
-    const owner = randomUUID();
-    try {
-      await this.opts.db.send(
-        new PutCommand({
-          TableName: this.opts.tableName,
-          Item: { pk: this.pk, sk: 'lock', owner, leaseUntilMs: now + this.leaseMs, expiresAtSec: ttlSec(now, 1) },
-          // Free, or the holder's lease ran out (it crashed or timed out).
-          ConditionExpression: 'attribute_not_exists(pk) OR leaseUntilMs < :now',
-          ExpressionAttributeValues: { ':now': now },
-        }),
-      );
-      return { owner };
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
+  private acquireLease(now: number): Promise<TokenLease | undefined> {
+    return this.opts.store.acquireLease(now, this.leaseMs);
   }
 
-  private async releaseLease(lease: Lease): Promise<void> {
+  private async releaseLease(lease: TokenLease): Promise<void> {
     try {
-      await this.opts.db.send(
-        new DeleteCommand({
-          TableName: this.opts.tableName,
-          Key: { pk: this.pk, sk: 'lock' },
-          ConditionExpression: '#o = :o',
-          ExpressionAttributeNames: { '#o': 'owner' },
-          ExpressionAttributeValues: { ':o': lease.owner },
-        }),
-      );
+      await this.opts.store.releaseLease(lease);
     } catch (err) {
-      // Lost it to expiry, or DynamoDB hiccuped: the lease runs out by itself.
-      if (!isConditionFailure(err)) this.log.warn('could not release the wechat token lease', { error: String(err) });
+      // DynamoDB hiccuped: the lease runs out by itself.
+      this.log.warn('could not release the wechat token lease', { error: String(err) });
     }
   }
 

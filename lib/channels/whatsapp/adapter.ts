@@ -24,8 +24,9 @@
 import type { WhatsAppConfig } from '../../config';
 import type { AdapterDeps, ChannelAdapter, Media } from '../../core/channel';
 import { DeliveryError } from '../../core/channel';
+import { sendOutbound, type SendVerdict } from '../../core/outbound';
 import { splitForChannel, WHATSAPP_MAX_CHARS } from '../../core/chunking';
-import type { Job } from '../../core/types';
+import type { Job } from '../../types';
 import type { MessageKey, MessageRecord, MessageStore } from '../../store/messages';
 import type { UserStateStore } from '../../store/user-state';
 import { formatNote, type RecordNote, type SendStop } from '../../store/notes';
@@ -261,7 +262,7 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
       const key = keyOf(record);
       // Deterministic: a resumed delivery recomputes the same parts and skips those sent.
       const parts = splitForChannel(record.answer, maxChars);
-      let delivered = Math.min(record.deliveredParts, parts.length);
+      const delivered = Math.min(record.deliveredParts, parts.length);
       if (delivered >= parts.length) {
         await deps.messages.recordParts(key, delivered, true, clock.nowMs(), record.note);
         return;
@@ -273,43 +274,51 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
         return;
       }
 
-      for (const part of parts.slice(delivered)) {
-        try {
-          await sendWithRetry(reply.to, `part ${delivered + 1}/${parts.length}`, () => graph.sendText(reply.phoneNumberId, reply.to, part));
-        } catch (err) {
-          if (!(err instanceof GraphError)) throw err;
-          const kind = classifyGraphError(err);
-          const context = { msgKey: record.msgKey, part: delivered + 1, parts: parts.length, code: err.code };
-          switch (kind) {
-            case 'window':
-              await windowClosed(record, reply.to, reply.phoneNumberId, delivered, true);
-              return;
-            case 'token':
-              await deps.messages.recordParts(key, delivered, false, clock.nowMs(), WhatsAppNote.stopped('token_error', err.code));
-              throw tokenError(err, context);
-            case 'undeliverable':
-              // Not a WhatsApp user any more, or an app too old: retrying cannot help.
-              log.warn('whatsapp answer undeliverable', context);
-              await deps.messages.recordParts(key, delivered, true, clock.nowMs(), WhatsAppNote.stopped('undeliverable', err.code));
-              return;
-            case 'rate':
-            case 'transient': {
-              // Hand back to SQS: the redelivery resumes at this part.
-              const note = WhatsAppNote.stopped(kind === 'rate' ? 'rate_limited' : 'transient_error', err.code);
-              log.warn('whatsapp delivery paused; SQS will redeliver and resume', context);
-              await deps.messages.recordParts(key, delivered, false, clock.nowMs(), note);
-              throw new DeliveryError(err.message, String(err.code), true);
+      const result = await sendOutbound<string>(
+        {
+          part: (i) => parts[i],
+          send: async (part, i) => {
+            await sendWithRetry(reply.to, `part ${i + 1}/${parts.length}`, () => graph.sendText(reply.phoneNumberId, reply.to, part));
+          },
+          classify: (err, i): SendVerdict | undefined => {
+            if (!(err instanceof GraphError)) return undefined;
+            const kind = classifyGraphError(err);
+            const context = { msgKey: record.msgKey, part: i + 1, parts: parts.length, code: err.code };
+            switch (kind) {
+              case 'window':
+                return { kind: 'window_closed' };
+              case 'token':
+                return { kind: 'token', note: WhatsAppNote.stopped('token_error', err.code), error: tokenError(err, context) };
+              case 'undeliverable':
+                // Not a WhatsApp user any more, or an app too old: retrying cannot help.
+                log.warn('whatsapp answer undeliverable', context);
+                return { kind: 'fatal', note: WhatsAppNote.stopped('undeliverable', err.code) };
+              case 'rate':
+              case 'transient':
+                // Hand back to SQS: the redelivery resumes at this part.
+                log.warn('whatsapp delivery paused; SQS will redeliver and resume', context);
+                return {
+                  kind: 'retry',
+                  note: WhatsAppNote.stopped(kind === 'rate' ? 'rate_limited' : 'transient_error', err.code),
+                  error: new DeliveryError(err.message, String(err.code), true),
+                };
+              case 'permanent':
+                log.error('whatsapp delivery failed', { ...context, message: err.message, fbtraceId: err.fbtraceId });
+                return { kind: 'fatal', note: WhatsAppNote.stopped('failed', err.code), error: new DeliveryError(err.message, String(err.code), false) };
             }
-            case 'permanent':
-              log.error('whatsapp delivery failed', { ...context, message: err.message, fbtraceId: err.fbtraceId });
-              await deps.messages.recordParts(key, delivered, false, clock.nowMs(), WhatsAppNote.stopped('failed', err.code));
-              throw new DeliveryError(err.message, String(err.code), false);
-          }
-        }
-        delivered++;
-        // Persist the resume point before the next part: a crash now must not resend this one.
-        await deps.messages.recordParts(key, delivered, delivered === parts.length, clock.nowMs());
+          },
+          record: async (n, done, note) => {
+            if (note === undefined) await deps.messages.recordParts(key, n, done, clock.nowMs());
+            else await deps.messages.recordParts(key, n, done, clock.nowMs(), note);
+          },
+        },
+        delivered,
+      );
+      if (result.outcome === 'window_closed') {
+        await windowClosed(record, reply.to, reply.phoneNumberId, result.delivered, true);
+        return;
       }
+      if (result.outcome === 'stopped') return;
 
       if (facts[WINDOW_CLOSED_AT_FACT] !== undefined) {
         // Free-form text went through, so the window is open again: forget the old report.

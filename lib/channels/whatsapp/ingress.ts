@@ -15,7 +15,7 @@
  */
 import type { WhatsAppConfig } from '../../config';
 import { acceptMessage, type IngressDeps } from '../../core/ingress';
-import type { Job, Log, TurnInput } from '../../core/types';
+import type { Job, Log, TurnInput } from '../../types';
 import type { UserStateStore } from '../../store/user-state';
 import { MAX_BODY_BYTES, text, type HttpRequest, type HttpResponse } from '../http';
 import { GraphCode } from './graph';

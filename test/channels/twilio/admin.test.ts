@@ -1,6 +1,6 @@
 import { bearerToken, handleAdmin, tokenMatches, type AdminDeps } from '../../../functions/admin';
 import type { HttpRequest } from '../../../lib/channels/http';
-import { silentLog } from '../../../lib/core/types';
+import { silentLog } from '../../../lib/types';
 import type { Contact, ContactPage } from '../../../lib/store/contacts';
 
 const ada: Contact = { phone: '+15551234567', name: 'Ada', channel: 'twilio', registeredBy: '+15551234567', createdAtMs: 1, updatedAtMs: 2 };

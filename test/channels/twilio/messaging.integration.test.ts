@@ -9,7 +9,7 @@ import { createTwilioMessagingHandler } from '../../../functions/twilio-messagin
 import { UNSUPPORTED_MEDIA_TEXT } from '../../../lib/channels/twilio/inbound';
 import { TWILIO_MAX_CHARS } from '../../../lib/core/chunking';
 import { NOT_ENROLLED_TEXT } from '../../../lib/core/turn';
-import { silentLog } from '../../../lib/core/types';
+import { silentLog } from '../../../lib/types';
 import { callToolsOnce, startFakeOpenAi, type FakeChatRequest, type FakeOpenAi } from '../../fakes/fake-openai';
 import { startFakeTwilio, type FakeTwilio } from '../../fakes/fake-twilio';
 import { startGateway, type Gateway } from '../../support/gateway';

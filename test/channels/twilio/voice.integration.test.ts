@@ -17,7 +17,7 @@ import {
 } from '../../../lib/channels/twilio/voice';
 import { UNVERIFIED_CALLER_ERROR } from '../../../lib/core/tools';
 import { NOT_ENROLLED_TEXT } from '../../../lib/core/turn';
-import { silentLog } from '../../../lib/core/types';
+import { silentLog } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import { ContactStore } from '../../../lib/store/contacts';
 import { callToolsOnce, startFakeOpenAi, type FakeChatRequest, type FakeOpenAi } from '../../fakes/fake-openai';

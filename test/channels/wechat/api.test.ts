@@ -6,6 +6,7 @@
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { WeChatApi, WeChatApiError, apiErrorFor, filenameFromDisposition } from '../../../lib/channels/wechat/api';
 import { AccessTokenProvider, WeChatTokenError } from '../../../lib/channels/wechat/token';
+import { DynamoTokenStore } from '../../../lib/store/wechat-token';
 import { startFakeWeChatApi, type FakeWeChatApi } from '../../fakes/fake-wechat-api';
 import { caught } from '../../support/caught';
 import { startTestStack, type TestStack } from '../../support/stack';
@@ -40,8 +41,7 @@ function client(fake: FakeWeChatApi, apiBase = fake.baseUrl): WeChatApi {
     appId: fake.appId,
     appSecret: fake.appSecret,
     apiBase: fake.baseUrl,
-    db,
-    tableName: stack.tableName,
+    store: new DynamoTokenStore(db, stack.tableName, fake.appId),
     pollMs: 20,
   });
   return new WeChatApi({ apiBase, tokens, timeoutMs: 2000 });
@@ -116,7 +116,7 @@ describe('WeChatApi.sendText', () => {
   });
 
   it('a network failure is retryable and does not leak the URL or token', async () => {
-    const tokens = new AccessTokenProvider({ appId: wx.appId, appSecret: wx.appSecret, apiBase: wx.baseUrl, db, tableName: stack.tableName });
+    const tokens = new AccessTokenProvider({ appId: wx.appId, appSecret: wx.appSecret, apiBase: wx.baseUrl, store: new DynamoTokenStore(db, stack.tableName, wx.appId) });
     const broken = new WeChatApi({ apiBase: 'http://127.0.0.1:1', tokens });
     const err = await apiError(broken.sendText('o_user', 'hello'));
     expect(err.retryable).toBe(true);
@@ -220,7 +220,7 @@ describe('WeChatApi.getMedia', () => {
   });
 
   it('refuses media over the size limit', async () => {
-    const tokens = new AccessTokenProvider({ appId: wx.appId, appSecret: wx.appSecret, apiBase: wx.baseUrl, db, tableName: stack.tableName });
+    const tokens = new AccessTokenProvider({ appId: wx.appId, appSecret: wx.appSecret, apiBase: wx.baseUrl, store: new DynamoTokenStore(db, stack.tableName, wx.appId) });
     const small = new WeChatApi({ apiBase: wx.baseUrl, tokens, maxMediaBytes: 4 });
     wx.addMedia('BIG', new Uint8Array(100), 'image/jpeg');
     const err = await apiError(small.getMedia('BIG'));

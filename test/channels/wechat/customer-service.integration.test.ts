@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cdata } from '../../../lib/channels/wechat/xml';
+import { cdata } from '../../../lib/channels/wechat/xml-reply';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { startFakeWeChatApi, type FakeWeChatApi } from '../../fakes/fake-wechat-api';
-import { WeChatPlatform, nextMsgId, replyContent } from '../../fakes/wechat-platform';
+import { WeChatPlatform, nextMsgId, replyContent } from '../../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
 import { until } from '../../support/until';
 

@@ -7,7 +7,7 @@ import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../../lib/config';
 import { WeChatDelivery } from '../../../lib/channels/wechat/delivery';
 import { DynamoSignatureBindings } from '../../../lib/channels/wechat/replay';
-import type { Job } from '../../../lib/core/types';
+import type { Job } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import { MessageStore, type MessageKey } from '../../../lib/store/messages';
 import { startTestStack, type TestStack } from '../../support/stack';

@@ -8,11 +8,11 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AppConfig } from '../../../lib/config';
 import { webhookHandler } from '../../../lib/channels/http';
 import { createWeChatIngressDeps, handleWeChat, secureRandom } from '../../../lib/channels/wechat/ingress';
-import { silentLog, systemClock, type Job } from '../../../lib/core/types';
+import { silentLog, systemClock, type Job } from '../../../lib/types';
 import { createSqsClient, SqsJobQueue, type JobQueue } from '../../../lib/queue/jobs';
 import { createDocumentClient } from '../../../lib/store/client';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { WeChatPlatform } from '../../fakes/wechat-platform';
+import { WeChatPlatform } from '../../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
 
 const TOKEN = 'faulttoken';

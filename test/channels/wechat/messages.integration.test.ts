@@ -3,9 +3,9 @@
  */
 import { aesKeyFromEncodingAesKey, decryptAndCheck } from '../../../lib/channels/wechat/crypto';
 import { verifyMsgSignature } from '../../../lib/channels/wechat/signature';
-import { cdata } from '../../../lib/channels/wechat/xml';
+import { cdata } from '../../../lib/channels/wechat/xml-reply';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { WeChatPlatform, nextMsgId, replyContent } from '../../fakes/wechat-platform';
+import { WeChatPlatform, nextMsgId, replyContent } from '../../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
 
 const TOKEN = 'spamtest';

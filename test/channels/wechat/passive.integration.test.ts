@@ -4,11 +4,11 @@
  * like WeChat; the worker runs from the SQS emulator; the LLM is a fake over HTTP.
  */
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../fakes/wechat-platform';
+import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../../local/fakes/wechat-platform';
 import { startGateway, type Gateway } from '../../support/gateway';
 import { RecordingMetrics } from '../../fakes/fake-metrics';
 import { METRIC } from '../../../lib/core/metrics';
-import type { Job } from '../../../lib/core/types';
+import type { Job } from '../../../lib/types';
 
 const TOKEN = 'testtoken';
 /** Scaled WeChat timing: a 2 s window stands for 5 s; a 1.5 s wait stands for 4.5 s. */

@@ -7,7 +7,7 @@ import type { HttpRequest } from '../../../lib/channels/http';
 import { aesKeyFromEncodingAesKey, buildEncryptedReply } from '../../../lib/channels/wechat/crypto';
 import { openRequest, toJob } from '../../../lib/channels/wechat/request';
 import { wechatSignature } from '../../../lib/channels/wechat/signature';
-import { cdata } from '../../../lib/channels/wechat/xml';
+import { cdata } from '../../../lib/channels/wechat/xml-reply';
 import { readVectors, vectorField, vectorSection } from '../../support/vectors';
 
 const TOKEN = 'spamtest';

@@ -4,9 +4,9 @@
  * for, and what it writes.
  */
 import { loadConfig, type WeChatConfig } from '../../../lib/config';
-import { moreNote, thinkingText, writingNote } from '../../../lib/channels/wechat/passive';
+import { moreNote, thinkingText, writingNote } from '../../../lib/channels/wechat/texts';
 import { PUSH_FAILED_LEAD, respondCustomerService, respondFetch, respondPassive, type ClaimedRequest, type RespondDeps } from '../../../lib/channels/wechat/respond';
-import { silentLog, type Job } from '../../../lib/core/types';
+import { silentLog, type Job } from '../../../lib/types';
 import { FakeDeliveryStore } from '../../fakes/fake-delivery-store';
 import { FakeClock } from '../../support/fake-clock';
 

@@ -5,7 +5,8 @@
  */
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { AccessTokenProvider, WeChatTokenError, tokenErrorFor, type AccessTokenProviderOptions } from '../../../lib/channels/wechat/token';
-import { systemClock, type Clock } from '../../../lib/core/types';
+import { DynamoTokenStore } from '../../../lib/store/wechat-token';
+import { systemClock, type Clock } from '../../../lib/types';
 import { startFakeWeChatApi, type FakeWeChatApi, type FakeWeChatApiOptions } from '../../fakes/fake-wechat-api';
 import { caught } from '../../support/caught';
 import { startTestStack, type TestStack } from '../../support/stack';
@@ -41,8 +42,7 @@ function provider(api: FakeWeChatApi, extra: Partial<AccessTokenProviderOptions>
     appId: api.appId,
     appSecret: api.appSecret,
     apiBase: api.baseUrl,
-    db,
-    tableName: stack.tableName,
+    store: new DynamoTokenStore(db, stack.tableName, api.appId),
     pollMs: 20,
     ...extra,
   });

@@ -3,11 +3,8 @@ import path from 'node:path';
 import {
   DEFAULT_MAX_XML_BYTES,
   WeChatXmlError,
-  buildTextReply,
-  cdata,
   parseEncryptedEnvelope,
   parseInbound,
-  stripInvalidXmlChars,
   type WeChatInbound,
   type WeChatXmlErrorCode,
 } from '../../../lib/channels/wechat/xml';
@@ -331,58 +328,6 @@ describe('parseInbound: text and CDATA', () => {
   it('ignores unknown extra fields (MsgDataId, Idx) and attributes', () => {
     const body = textBody('<![CDATA[hi]]>', '<MsgDataId>xxxx</MsgDataId><Idx>1</Idx>').replace('<xml>', '<xml lang="zh">');
     expect(contentOf(parseInbound(body))).toBe('hi');
-  });
-});
-
-describe('buildTextReply / cdata', () => {
-  it('produces exactly the documented shape', () => {
-    const xml = buildTextReply({ toUser: OPENID, fromUser: GH, createTimeSec: 1700000000, content: '你好' });
-    expect(xml).toBe(
-      `<xml><ToUserName><![CDATA[${OPENID}]]></ToUserName><FromUserName><![CDATA[${GH}]]></FromUserName>` +
-        '<CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content></xml>',
-    );
-  });
-
-  it('splits ]]> across two CDATA sections', () => {
-    expect(cdata('a]]>b')).toBe('<![CDATA[a]]]]><![CDATA[>b]]>');
-    expect(cdata(']]>]]>')).toBe('<![CDATA[]]]]><![CDATA[>]]]]><![CDATA[>]]>');
-    expect(cdata('')).toBe('<![CDATA[]]>');
-  });
-
-  it.each([
-    'a]]>b',
-    ']]>',
-    ']]]]>>',
-    'x]]>]]>y]]',
-    'code: if (a[b[0]]>1) {}',
-    '<![CDATA[nested]]>',
-    '中文 😀 & <tag> "quotes" \'apos\'\n第二行\ttab',
-  ])('round-trips %j through build -> parse', (content) => {
-    // Arrange: the reply shape plus the MsgId an inbound text message carries.
-    const reply = buildTextReply({ toUser: OPENID, fromUser: GH, createTimeSec: 1700000000, content });
-    const asInbound = reply.replace('</xml>', '<MsgId>1</MsgId></xml>');
-    // Act
-    const parsed = parseInbound(asInbound);
-    // Assert
-    expect(contentOf(parsed)).toBe(content);
-    expect(parsed.toUserName).toBe(OPENID);
-    expect(parsed.fromUserName).toBe(GH);
-  });
-
-  it('strips characters illegal in XML 1.0 and keeps tab, newline, CR and astral characters', () => {
-    const dirty = 'a\u0000b\u0008c\u000Bd\u000Ce\u001Ff\tg\nh\ri\uFFFEj\uFFFFk\uD800l\uDC00m😀\u007F\u0085';
-    const clean = 'abcdef\tg\nh\rijklm😀\u007F\u0085';
-    expect(stripInvalidXmlChars(dirty)).toBe(clean);
-    const reply = buildTextReply({ toUser: OPENID, fromUser: GH, createTimeSec: 1, content: dirty });
-    expect(reply).toContain(`<Content><![CDATA[${clean}]]></Content>`);
-    // XML end-of-line handling (XML 1.0 section 2.11) turns a lone CR into LF on parsing.
-    expect(contentOf(parseInbound(reply.replace('</xml>', '<MsgId>1</MsgId></xml>')))).toBe(clean.replace('\r', '\n'));
-  });
-
-  it('refuses a CreateTime that is not a non-negative integer', () => {
-    expect(() => buildTextReply({ toUser: OPENID, fromUser: GH, createTimeSec: -1, content: 'x' })).toThrow(RangeError);
-    expect(() => buildTextReply({ toUser: OPENID, fromUser: GH, createTimeSec: 1.5, content: 'x' })).toThrow(RangeError);
-    expect(() => buildTextReply({ toUser: OPENID, fromUser: GH, createTimeSec: NaN, content: 'x' })).toThrow(RangeError);
   });
 });
 

@@ -7,7 +7,7 @@ import { createWhatsAppAdapter, WhatsAppNote, type WhatsAppAdapterDeps } from '.
 import { WINDOW_CLOSED_AT_FACT } from '../../../lib/channels/whatsapp/state';
 import type { WhatsAppConfig } from '../../../lib/config';
 import { DeliveryError, type ChannelAdapter } from '../../../lib/core/channel';
-import type { Clock, Job, Log } from '../../../lib/core/types';
+import type { Clock, Job, Log } from '../../../lib/types';
 import type { MessageKey, MessageRecord } from '../../../lib/store/messages';
 import { NO_NOTE, type RecordNote } from '../../../lib/store/notes';
 import type { UserFacts } from '../../../lib/store/user-state';

@@ -6,11 +6,11 @@
 import { createWhatsAppHandler } from '../../../functions/whatsapp';
 import { MAX_BODY_BYTES, parseQuery, type HttpRequest } from '../../../lib/channels/http';
 import { handleWhatsApp, type WhatsAppIngressDeps } from '../../../lib/channels/whatsapp/ingress';
-import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent, signedWebhookRequest } from '../../../lib/channels/whatsapp/samples';
+import { sampleStatusWebhook, sampleTextWebhook, signedWebhookEvent, signedWebhookRequest } from '../../../local/samples/whatsapp';
 import { WINDOW_CLOSED_AT_FACT, WINDOW_CLOSED_BY_FACT } from '../../../lib/channels/whatsapp/state';
 import { loadConfig } from '../../../lib/config';
-import type { Job } from '../../../lib/core/types';
-import { silentLog } from '../../../lib/core/types';
+import type { Job } from '../../../lib/types';
+import { silentLog } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import { MessageStore } from '../../../lib/store/messages';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { jobFor, turnInputFor, UNSUPPORTED_TEXT } from '../../../lib/channels/whatsapp/ingress';
 import { parseWebhook, parseWebhookBody, WhatsAppPayloadError, type InboundMessage } from '../../../lib/channels/whatsapp/payload';
-import { metaJson, sampleStatusWebhook, sampleTextWebhook } from '../../../lib/channels/whatsapp/samples';
+import { metaJson, sampleStatusWebhook, sampleTextWebhook } from '../../../local/samples/whatsapp';
 
 const FIXTURES = path.resolve(__dirname, '../../fixtures/whatsapp');
 const fixture = (name: string): Buffer => readFileSync(path.join(FIXTURES, name));

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { metaJson, sampleWamid, signedHeaders } from '../../../lib/channels/whatsapp/samples';
+import { metaJson, sampleWamid, signedHeaders } from '../../../local/samples/whatsapp';
 
 /** Directory of the WhatsApp fixtures. */
 export const FIXTURES = path.resolve(__dirname, '../../fixtures/whatsapp');

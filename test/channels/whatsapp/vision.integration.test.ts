@@ -4,9 +4,9 @@
  */
 import { createWhatsAppHandler } from '../../../functions/whatsapp';
 import { WhatsAppNote } from '../../../lib/channels/whatsapp/adapter';
-import { sampleTextWebhook, sampleWamid } from '../../../lib/channels/whatsapp/samples';
+import { sampleTextWebhook, sampleWamid } from '../../../local/samples/whatsapp';
 import { NOT_ENROLLED_TEXT } from '../../../lib/core/turn';
-import { silentLog } from '../../../lib/core/types';
+import { silentLog } from '../../../lib/types';
 import { startFakeGraph, type FakeGraph } from '../../fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { startGateway, type Gateway } from '../../support/gateway';

@@ -8,12 +8,12 @@
 import { createWhatsAppHandler } from '../../../functions/whatsapp';
 import { WhatsAppNote } from '../../../lib/channels/whatsapp/adapter';
 import { UNSUPPORTED_TEXT } from '../../../lib/channels/whatsapp/ingress';
-import { sampleStatusWebhook, sampleTextWebhook, sampleWamid } from '../../../lib/channels/whatsapp/samples';
+import { sampleStatusWebhook, sampleTextWebhook, sampleWamid } from '../../../local/samples/whatsapp';
 import { signMetaBody } from '../../../lib/channels/whatsapp/signature';
 import { WINDOW_CLOSED_AT_FACT } from '../../../lib/channels/whatsapp/state';
 import { CLEARED_TEXT, HELP_TEXT } from '../../../lib/core/commands';
 import { MEDIA_FAILED_TEXT, TEXT_ONLY_TEXT } from '../../../lib/core/turn';
-import { silentLog } from '../../../lib/core/types';
+import { silentLog } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import type { MessageRecord } from '../../../lib/store/messages';
 import { formatNote, NO_NOTE } from '../../../lib/store/notes';

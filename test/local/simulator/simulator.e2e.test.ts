@@ -1,5 +1,5 @@
 /**
- * The channel simulator end to end, as a developer uses it: `npm start` (lib/local/start.ts
+ * The channel simulator end to end, as a developer uses it: `npm start` (local/start.ts
  * under tsx) with no channel configured and no API key, the page opened in a real headless
  * Chromium (Debian's `chromium`, driven by playwright-core), every message typed into the
  * Message field and sent with the Send button. The simulator plays WeChat, Meta and Twilio
@@ -11,7 +11,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freePort } from '../../../lib/local/emulators';
+import { freePort } from '../../../local/emulators';
 
 const ROOT = resolve(__dirname, '..', '..', '..');
 
@@ -114,7 +114,7 @@ describe('channel simulator (local/simulator) in a browser against npm start', (
       DEV_LLM_CHUNK_DELAY_MS: '60',
       SIMULATOR: '',
     });
-    child = spawn(process.execPath, [require.resolve('tsx/cli'), 'lib/local/start.ts'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [require.resolve('tsx/cli'), 'local/start.ts'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     const running = child;

@@ -1,6 +1,6 @@
 /**
  * Types for `dynalite` (pure-JS DynamoDB emulator), which ships none.
- * Only what lib/local/emulators.ts uses is declared.
+ * Only what local/emulators.ts uses is declared.
  */
 declare module 'dynalite' {
   import type { Server } from 'node:http';

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { wechatSignature } from '../../lib/channels/wechat/signature';
 import { buildEncryptedReply, aesKeyFromEncodingAesKey, decryptAndCheck } from '../../lib/channels/wechat/crypto';
-import { cdata } from '../../lib/channels/wechat/xml';
+import { cdata } from '../../lib/channels/wechat/xml-reply';
 
 /** Settings of the fake platform. */
 export interface WeChatPlatformOptions {

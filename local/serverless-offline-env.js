@@ -1,7 +1,7 @@
 // @ts-check
 'use strict';
 /**
- * Serverless Framework plugin that only acts on `serverless offline` (lib/local/start.ts).
+ * Serverless Framework plugin that only acts on `serverless offline` (local/start.ts).
  *
  * Why it exists: serverless-offline gives each function `provider.environment` after
  * rendering only Fn::Join / Fn::Sub, so `QUEUE_URL: { Ref: JobQueue }` reaches the handlers

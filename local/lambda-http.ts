@@ -4,7 +4,7 @@
  * the function exports. Vendors' fakes talk to it over the network, with timeouts.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { closeServer, listenLocal, readBody } from '../fakes/fake-http';
+import { closeServer, listenLocal, readBody } from './fakes/fake-http';
 
 /** A Lambda HTTP handler. */
 export type HttpHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;

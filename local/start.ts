@@ -31,16 +31,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, enabledChannels, FUNCTION_SECRETS, functionSecrets, loadConfig, readDotEnv, type AppConfig, type FunctionName } from '../config';
+import { ConfigError, enabledChannels, FUNCTION_SECRETS, functionSecrets, loadConfig, type AppConfig, type FunctionName } from '../lib/config';
+import { readDotEnv } from './dotenv';
 import { spawnEmulators, type SpawnedEmulators } from './emulator-process';
 import type { DynamoEngine } from './emulators';
 import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from './resources';
 import { startEventSource, type EventSource } from './sqs-event-source';
-import { simulatorEnv, type SimulatedChannels } from '../../local/simulator/env';
-import { startSimulator, type Simulator } from '../../local/simulator/server';
+import { simulatorEnv, type SimulatedChannels } from './simulator/env';
+import { startSimulator, type Simulator } from './simulator/server';
 
 const STAGE = 'local';
-const ROOT = resolve(__dirname, '..', '..');
+const ROOT = resolve(__dirname, '..');
 
 /**
  * With no channel configured, WeChat is switched on with this token so a fresh clone can
@@ -198,7 +199,7 @@ function banner(cfg: AppConfig, url: string, emulators: SpawnedEmulators, res: L
 
 async function main(): Promise<void> {
   const started = Date.now();
-  // Lambda runs from the bundle's root; functionConfig() also reads .env from the cwd.
+  // Lambda runs from the bundle's root.
   process.chdir(ROOT);
   let merged = readDotEnv(ROOT, process.env);
   let devWeChat = false;
@@ -363,12 +364,13 @@ async function main(): Promise<void> {
     child.stdin.write(`${JSON.stringify({ env: localEnv, functions: secretsByFunction })}\n`);
 
     // The worker runs here, so it needs the same environment before its first invocation reads it.
-    for (const [key, value] of Object.entries({ ...awsEnv, ...localEnv })) process.env[key] = value;
+    // .env included: functionConfig() reads only process.env.
+    for (const [key, value] of Object.entries({ ...merged, ...awsEnv, ...localEnv })) if (value !== undefined) process.env[key] = value;
     if (devWeChat) process.env.WECHAT_TOKEN = LOCAL_WECHAT_TOKEN;
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
-    const worker = await import('../../functions/worker');
-    const deadLetter = await import('../../functions/dead-letter');
+    const worker = await import('../functions/worker');
+    const deadLetter = await import('../functions/dead-letter');
     sqsClient = new SQSClient(awsClientConfig(sqsEndpoint, region));
     // The dead-letter function on the DLQ, as serverless.yml deploys it.
     deadLetterSource = startEventSource({

@@ -66,7 +66,7 @@ export function spawnEmulators(opts: SpawnEmulatorsOptions = {}): Promise<Spawne
   // An absolute file URL: `--import tsx` would resolve against the child's cwd.
   const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
   const child = spawn(process.execPath, ['--import', tsxLoader, join(__dirname, 'emulator-process.ts')], {
-    cwd: join(__dirname, '..', '..'),
+    cwd: join(__dirname, '..'),
     env: { ...process.env, EMULATOR_DYNAMO_ENGINE: opts.engine ?? 'dynalite' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

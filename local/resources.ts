@@ -236,7 +236,7 @@ export function tableFromCloudFormation(props: Record<string, unknown>): { input
   const where = 'Table';
   for (const key of Object.keys(props)) {
     if (!TABLE_PROPERTIES_MAPPED.has(key) && !TABLE_PROPERTIES_IGNORED_LOCALLY.has(key)) {
-      throw new Error(`${where}.${key} is not mirrored by lib/local/resources.ts; teach it this property`);
+      throw new Error(`${where}.${key} is not mirrored by local/resources.ts; teach it this property`);
     }
   }
   const attributeDefinitions: AttributeDefinition[] = records(props, 'AttributeDefinitions', where).map((def, index) => ({
@@ -304,7 +304,7 @@ export function queueFromCloudFormation(props: Record<string, unknown>, where: s
   const attributes: Record<string, string> = {};
   for (const [key, value] of Object.entries(props)) {
     if (key === 'QueueName' || key === 'Tags') continue;
-    if (!QUEUE_ATTRIBUTES.has(key)) throw new Error(`${where}.${key} is not mirrored by lib/local/resources.ts; teach it this property`);
+    if (!QUEUE_ATTRIBUTES.has(key)) throw new Error(`${where}.${key} is not mirrored by local/resources.ts; teach it this property`);
     // The SQS API takes every attribute as a string; policies as JSON documents.
     attributes[key] = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
   }
@@ -378,7 +378,7 @@ async function createQueue(sqs: SQSClient, name: string, attributes: Record<stri
 }
 
 /** Default location of the CloudFormation resource files. */
-export const INFRA_DIR = join(__dirname, '..', 'infra');
+export const INFRA_DIR = join(__dirname, '..', 'lib', 'infra');
 
 /**
  * Creates (idempotently) the table from lib/infra/table.json and the FIFO job queue + DLQ

@@ -17,9 +17,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { parseQuery, type HttpRequest } from '../http';
-import { signMetaBody } from './signature';
-import { asciiJson } from '../../queue/jobs';
+import { parseQuery, type HttpRequest } from '../../lib/channels/http';
+import { signMetaBody } from '../../lib/channels/whatsapp/signature';
+import { asciiJson } from '../../lib/queue/jobs';
 
 /** JSON as Meta writes it: non-ASCII escaped as `\uXXXX`. */
 export function metaJson(value: unknown): string {
