@@ -73,15 +73,14 @@ describe('GET /health', () => {
     expect(errorOf(res)).toMatch(/Cannot read OPENAI_API_KEY, .* from SSM Parameter Store under \/llm-gateway\/prod/);
   });
 
-  it('keeps the zero-configuration echo locally and validates the whole configuration there', async () => {
+  it('keeps the zero-configuration echo locally, from its own settings only', async () => {
     const local = createHealthHandler(async () => ({ WECHAT_TOKEN: 'local-dev-token' }));
-    const broken = createHealthHandler(async () => ({ TWILIO_AUTH_TOKEN: 'x' }));
+    // What npm start gives health with a safe-mode WeChat account: the secrets it may see, not
+    // the app id (a WeChat setting only the WeChat functions get). That is no error here.
+    const perFunction = createHealthHandler(async () => ({ WECHAT_TOKEN: 't', WECHAT_ENCODING_AES_KEY: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG', WHATSAPP_APP_SECRET: 's' }));
 
     expect(body(await local())).toEqual({ status: 'ok', llmProvider: 'dev', channels: { wechat: true, whatsapp: false, twilio: false } });
-    const res = await broken();
-    expect(res.statusCode).toBe(503);
-    expect(body(res)).toMatchObject({ status: 'error' });
-    expect(errorOf(res)).toMatch(/TWILIO_ACCOUNT_SID/);
+    expect(body(await perFunction())).toEqual({ status: 'ok', llmProvider: 'dev', channels: { wechat: true, whatsapp: true, twilio: false } });
     expect(ssm.calls).toEqual([]);
   });
 });

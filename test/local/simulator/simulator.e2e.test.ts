@@ -125,6 +125,10 @@ describe('channel simulator (local/simulator) in a browser against npm start', (
       throw new Error(`${String(err)}\n--- output ---\n${output}`);
     });
     expect(url).toBe(`http://127.0.0.1:${simulatorPort}/`);
+    // Every channel simulated: /health, which sees only its own settings, still says ok.
+    const health = await fetch(`http://127.0.0.1:${port}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', channels: { wechat: true, whatsapp: true, twilio: true } });
 
     browser = await chromium.launch({
       executablePath,
