@@ -34,11 +34,11 @@ import { createTwilioVoiceHandler } from '../functions/twilio-voice';
 import { createWhatsAppHandler } from '../functions/whatsapp';
 import { sampleTextWebhook } from '../local/samples/whatsapp';
 import { createLog } from '../lib/core/log';
-import { startFakeGraph } from '../test/fakes/fake-graph';
-import { startFakeTwilio } from '../test/fakes/fake-twilio';
+import { startFakeGraph } from '../local/fakes/fake-graph';
+import { startFakeTwilio } from '../local/fakes/fake-twilio';
 import { WeChatPlatform } from '../local/fakes/wechat-platform';
-import { MetaClient } from '../test/channels/whatsapp/support';
-import { startGateway } from '../test/support/gateway';
+import { MetaClient } from '../local/fakes/meta-client';
+import { startGateway } from '../local/gateway';
 import { startDynamoCountingProxy, startSqsCountingProxy, type CountingProxy, type DynamoCounts, type IndexSpec, type SqsCounts } from './counting-proxy';
 import { PRICES } from './prices';
 

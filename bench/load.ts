@@ -28,7 +28,7 @@ import { createWorkerHandler } from '../lib/core/worker';
 import { spawnEmulators, type SpawnedEmulators } from '../local/emulator-process';
 import { awsClientConfig, createResources, type LocalResources } from '../local/resources';
 import { startEventSource, type EventSource } from '../local/sqs-event-source';
-import { startFakeGraph } from '../test/fakes/fake-graph';
+import { startFakeGraph } from '../local/fakes/fake-graph';
 import { WeChatPlatform } from '../local/fakes/wechat-platform';
 import { serveLambdas } from '../local/lambda-http';
 import { startLatencyLlm } from './latency-llm';

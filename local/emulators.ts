@@ -9,7 +9,7 @@
  * `fauxqs` is ESM-only (its package exports only an `import` condition), so it is loaded
  * with a real dynamic `import()`. That works under `tsx`/plain Node, but not inside
  * Jest's module sandbox: Jest tests start the emulators in a child process instead
- * (see local/emulator-process.ts and test/support/stack.ts).
+ * (see local/emulator-process.ts and local/stack.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, readdirSync } from 'node:fs';

@@ -3,7 +3,8 @@
  * functions/ → lib/channels/ → lib/core/ → lib/store/, lib/queue/, lib/llm/ → lib/config
  * (see README.md, "Architecture"). This parses every import of those files and fails on an
  * edge pointing up the layer order, on an import of local/, test/ or bench/, and on a cycle;
- * and on a production file over 400 lines.
+ * and on a production file over 400 lines. The bench and the local stack depend on lib/,
+ * functions/ and local/, never on test/: it fails on an import of test/ from bench/ or local/.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -103,10 +104,26 @@ describe('the import graph of lib/ and functions/', () => {
   });
 });
 
+describe('the imports of bench/ and local/', () => {
+  it('never reach the tests', () => {
+    const tools = [...sourceFiles('bench'), ...sourceFiles('local')];
+    const intoTests = tools.flatMap((from) =>
+      importsOf(from, readFileSync(join(ROOT, from), 'utf8'))
+        .filter((to) => to.startsWith('test/'))
+        .map((to) => `${from} → ${to}`),
+    );
+    expect(intoTests).toEqual([]);
+  });
+});
+
 describe('the checks themselves', () => {
   it('find the imports of a file, static, re-exported and dynamic', () => {
     const text = "import { a } from '../store/messages';\nexport { b } from './channel';\nimport type { C } from 'aws-lambda';\nconst w = await import('../../functions/worker');";
     expect(importsOf('lib/core/x.ts', text)).toEqual(['lib/store/messages.ts', 'lib/core/channel.ts', 'functions/worker.ts']);
+  });
+
+  it('resolve an import of test/ from bench/ to the test file', () => {
+    expect(importsOf('bench/x.ts', "import { until } from '../test/support/until';")).toEqual(['test/support/until.ts']);
   });
 
   it('find a cycle, and none in a tree', () => {

@@ -2,8 +2,8 @@ import type { SQSRecord } from 'aws-lambda';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DEFAULT_BACKOFF, groupRecords, retryDelaySec, scheduleRetries } from '../../lib/core/batch';
 import { silentLog } from '../../lib/types';
-import { startFaultProxy } from '../support/fault-proxy';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startFaultProxy } from '../../local/fault-proxy';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 function record(messageId: string, group: string): SQSRecord {
   return {

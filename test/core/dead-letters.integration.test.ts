@@ -6,10 +6,11 @@ import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook } from '../../local/samples/whatsapp';
 import { FAILED_NOTE_EN, FAILED_NOTE_ZH, listDeadLetters, maskUserId, replayParked } from '../../lib/core/dead-letters';
 import { silentLog } from '../../lib/types';
-import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../local/fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { fixtureWith, FIXTURE_PHONE_NUMBER_ID as PNID, MetaClient } from '../channels/whatsapp/support';
-import { startGateway, type Gateway } from '../support/gateway';
+import { fixtureWith, FIXTURE_PHONE_NUMBER_ID as PNID } from '../channels/whatsapp/support';
+import { MetaClient } from '../../local/fakes/meta-client';
+import { startGateway, type Gateway } from '../../local/gateway';
 import { until } from '../support/until';
 
 const APP_SECRET = 'dl_app_secret';

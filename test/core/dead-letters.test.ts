@@ -26,7 +26,7 @@ import { deduplicationId } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { WeChatDelivery } from '../../lib/channels/wechat/delivery';
 import { MessageStore, type MessageRecord } from '../../lib/store/messages';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 let seq = 0;
 function job(overrides: Partial<Job> = {}): Job {

@@ -5,7 +5,7 @@
  */
 import { FAKE_DIFY_THOUGHT, startFakeDify, type FakeDify } from '../fakes/fake-dify';
 import { WeChatPlatform } from '../../local/fakes/wechat-platform';
-import { startGateway, type Gateway } from '../support/gateway';
+import { startGateway, type Gateway } from '../../local/gateway';
 
 describe('Dify conversations through the pipeline', () => {
   let dify: FakeDify;

@@ -10,11 +10,12 @@ import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { CORRELATION_KEY, createLog, maskIdsInText } from '../../lib/core/log';
 import { emfMetrics, METRIC, METRICS_NAMESPACE } from '../../lib/core/metrics';
 import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
-import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../local/fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { startFakeTwilio, type FakeTwilio } from '../fakes/fake-twilio';
-import { eventually, FIXTURE_PHONE_NUMBER_ID as PNID, fixtureWith, MetaClient } from '../channels/whatsapp/support';
-import { startGateway, type Gateway } from '../support/gateway';
+import { startFakeTwilio, type FakeTwilio } from '../../local/fakes/fake-twilio';
+import { eventually, FIXTURE_PHONE_NUMBER_ID as PNID, fixtureWith } from '../channels/whatsapp/support';
+import { MetaClient } from '../../local/fakes/meta-client';
+import { startGateway, type Gateway } from '../../local/gateway';
 import { captureOutput, type OutputCapture } from '../support/output';
 
 const ACCOUNT_SID = `AC${'0123456789abcdef'.repeat(2)}`;

@@ -10,7 +10,7 @@ import { systemClock, silentLog, type Clock, type Job } from '../../lib/types';
 import { createTurnDeps } from '../../functions/compose';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
 import { WeChatPlatform } from '../../local/fakes/wechat-platform';
-import { startGateway, type Gateway } from '../support/gateway';
+import { startGateway, type Gateway } from '../../local/gateway';
 
 /** The worker's clock: real time plus an offset the tests move forward. */
 const shifted = { offsetMs: 0 };

@@ -13,10 +13,11 @@ import { createWorkerHandler } from '../../lib/core/worker';
 import { APOLOGY } from '../../lib/llm/retry';
 import { toLambdaRecord } from '../../local/sqs-event-source';
 import { messageGroupId } from '../../lib/queue/jobs';
-import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../local/fakes/fake-graph';
 import { openAiSteps, startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { FIXTURE_PHONE_NUMBER_ID as PNID, fixtureWith, MetaClient } from '../channels/whatsapp/support';
-import { startGateway, type Gateway } from '../support/gateway';
+import { FIXTURE_PHONE_NUMBER_ID as PNID, fixtureWith } from '../channels/whatsapp/support';
+import { MetaClient } from '../../local/fakes/meta-client';
+import { startGateway, type Gateway } from '../../local/gateway';
 import { until } from '../support/until';
 
 const APP_SECRET = 'budget_app_secret';

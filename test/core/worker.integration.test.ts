@@ -6,7 +6,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Job } from '../../lib/types';
 import { deduplicationId, messageGroupId, SqsJobQueue } from '../../lib/queue/jobs';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { startGateway, type Gateway } from '../support/gateway';
+import { startGateway, type Gateway } from '../../local/gateway';
 import { until } from '../support/until';
 
 /** How often the tests look at the message records. */

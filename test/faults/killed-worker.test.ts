@@ -10,10 +10,11 @@ import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { splitForChannel, WHATSAPP_MAX_CHARS } from '../../lib/core/chunking';
 import { silentLog } from '../../lib/types';
-import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../local/fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { FIXTURE_PHONE_NUMBER_ID as PNID, MetaClient } from '../channels/whatsapp/support';
-import { startGateway, type Gateway } from '../support/gateway';
+import { FIXTURE_PHONE_NUMBER_ID as PNID } from '../channels/whatsapp/support';
+import { MetaClient } from '../../local/fakes/meta-client';
+import { startGateway, type Gateway } from '../../local/gateway';
 import { until } from '../support/until';
 
 const APP_SECRET = 'kill_app_secret';

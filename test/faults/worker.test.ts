@@ -11,12 +11,13 @@ import { createWhatsAppHandler } from '../../functions/whatsapp';
 import { sampleTextWebhook, sampleWamid } from '../../local/samples/whatsapp';
 import { FAILED_NOTE_EN, replayParked } from '../../lib/core/dead-letters';
 import { silentLog } from '../../lib/types';
-import { startFakeGraph, type FakeGraph } from '../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../local/fakes/fake-graph';
 import { openAiSteps, startFakeOpenAi, type FakeOpenAi } from '../fakes/fake-openai';
-import { startFakeTwilio, type FakeTwilio } from '../fakes/fake-twilio';
-import { FIXTURE_PHONE_NUMBER_ID as PNID, MetaClient } from '../channels/whatsapp/support';
-import type { FaultProxy } from '../support/fault-proxy';
-import { startGateway, type Gateway } from '../support/gateway';
+import { startFakeTwilio, type FakeTwilio } from '../../local/fakes/fake-twilio';
+import { FIXTURE_PHONE_NUMBER_ID as PNID } from '../channels/whatsapp/support';
+import { MetaClient } from '../../local/fakes/meta-client';
+import type { FaultProxy } from '../../local/fault-proxy';
+import { startGateway, type Gateway } from '../../local/gateway';
 import { until } from '../support/until';
 
 const APP_SECRET = 'wfaults_app_secret';

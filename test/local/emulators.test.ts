@@ -4,7 +4,7 @@
  *
  * dynalite and DynamoDB Local start in this process (dynalite is CommonJS; DynamoDB Local
  * is a java child). fauxqs is ESM-only and Jest cannot load it, so SQS is exercised through
- * the child-process host that test/support/stack.ts uses.
+ * the child-process host that local/stack.ts uses.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';

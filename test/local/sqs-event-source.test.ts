@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { splitByGroup, startEventSource, type EventSource, type SqsBatchHandler } from '../../local/sqs-event-source';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 let stack: TestStack;
 let sources: EventSource[] = [];

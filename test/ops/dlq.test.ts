@@ -13,8 +13,8 @@ import { asciiJson, deduplicationId, messageGroupId, parseJob } from '../../lib/
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore } from '../../lib/store/messages';
 import { parseDlqArgs, runDlq, UsageError } from '../../lib/ops/dlq';
-import { startFaultProxy } from '../support/fault-proxy';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startFaultProxy } from '../../local/fault-proxy';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 const ROOT = join(__dirname, '..', '..');
 

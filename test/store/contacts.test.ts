@@ -1,7 +1,7 @@
 import { ContactStore, normalizeName, normalizePhone } from '../../lib/store/contacts';
 import { createDocumentClient } from '../../lib/store/client';
 import { loadConfig } from '../../lib/config';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 describe('normalizePhone', () => {
   it.each([

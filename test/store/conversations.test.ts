@@ -3,7 +3,7 @@ import { loadConfig } from '../../lib/config';
 import type { ChatTurn } from '../../lib/llm/types';
 import { createDocumentClient } from '../../lib/store/client';
 import { ConversationStore, trimTurns, truncateUtf8, turnBytes } from '../../lib/store/conversations';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 /** DynamoDB's item size as its docs describe it: attribute names plus values, with small overheads for maps and lists. */
 function itemBytes(value: unknown): number {

@@ -7,7 +7,7 @@ import type { Job } from '../../lib/types';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore } from '../../lib/store/messages';
 import { caught } from '../support/caught';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 let seq = 0;
 function job(arrivedAtMs: number): Job {

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../lib/config';
 import { createDocumentClient } from '../../lib/store/client';
 import { RateLimitStore } from '../../lib/store/rate-limit';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, type TestStack } from '../../local/stack';
 
 describe('RateLimitStore on DynamoDB', () => {
   let stack: TestStack;

@@ -11,13 +11,14 @@ import type { TwilioConfig } from '../../config';
 import { TWILIO_MAX_CHARS, splitForChannel } from '../../core/chunking';
 import { DeliveryError, type AdapterDeps, type ChannelAdapter, type Media } from '../../core/channel';
 import { sendOutbound, type SendVerdict } from '../../core/outbound';
+import { isWindowClosed } from '../../core/service-window';
 import type { Job, ReplyTarget } from '../../types';
 import type { MessageKey, MessageRecord } from '../../store/messages';
 import { NO_NOTE, type RecordNote } from '../../store/notes';
 import type { UserFacts } from '../../store/user-state';
 import { baseMimeType, transcriptionExtension } from './inbound';
 import { TwilioApiError, TwilioRest, WHATSAPP_SESSION_CLOSED, type OutboundMessage } from './rest';
-import { FACT_UNDELIVERED_PREFIX, clearSessionFacts, isSessionClosed, onSessionClosed, undeliveredOf, whatsappSender, type SessionDeps } from './session';
+import { FACT_UNDELIVERED_PREFIX, TWILIO_WHATSAPP_WINDOW, clearSessionFacts, onSessionClosed, undeliveredOf, whatsappSender, type SessionDeps } from './session';
 import { VOICE_INSTRUCTION } from './speech';
 import { statusCallbackUrl } from './urls';
 
@@ -159,7 +160,7 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
       }
       if (reply.medium === 'whatsapp') {
         const facts = await deps.users.get('twilio', record.userId, deps.clock.nowMs());
-        if (isSessionClosed(facts, record.arrivedAtMs, deps.clock.nowMs())) {
+        if (isWindowClosed(TWILIO_WHATSAPP_WINDOW, facts, record.arrivedAtMs, deps.clock.nowMs())) {
           // Known closed for this message: a free-form send would only fail with 63016 again.
           await onSessionClosed(session, record.userId, reply.to, whatsappSender(cfg, reply.from), record.msgKey, record.deliveredParts);
           await deps.messages.recordParts(key, record.deliveredParts, true, deps.clock.nowMs(), { kind: 'session_closed', code: WHATSAPP_SESSION_CLOSED });

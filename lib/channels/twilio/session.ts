@@ -12,11 +12,12 @@
  * 3. when the user next writes on WhatsApp (which reopens the window), the undelivered
  *    answers go out first, oldest first, then the new answer. Nothing is lost.
  * An answer to a message that arrived before the window was found closed (or 24 h ago)
- * is not even tried: it goes straight to step 1 ({@link isSessionClosed}).
+ * is not even tried: it goes straight to step 1 (`isWindowClosed` in lib/core/service-window.ts).
  *
  * @module
  */
 import type { TwilioConfig } from '../../config';
+import { windowClosedFact, type ServiceWindow } from '../../core/service-window';
 import type { Log } from '../../types';
 import type { UserStateStore } from '../../store/user-state';
 import { WHATSAPP_PREFIX, isWhatsAppAddress } from './inbound';
@@ -29,19 +30,8 @@ export const FACT_REENGAGED_AT = 'twilioWaReengagedAtMs';
 /** Prefix of the facts naming undelivered answers: `undelivered:{msgKey}` = first part to send. */
 export const FACT_UNDELIVERED_PREFIX = 'undelivered:';
 
-/** WhatsApp's customer-service window: free-form messages only within 24 h of the user's last message. */
-export const SESSION_WINDOW_MS = 24 * 60 * 60 * 1000;
-
-/**
- * Whether a free-form answer to a message that arrived at `arrivedAtMs` would fail with
- * 63016: the message is 24 h old, or the window was found closed after it arrived (a
- * newer message from the user reopens the window, so an older finding does not count).
- */
-export function isSessionClosed(facts: Readonly<Record<string, string>>, arrivedAtMs: number, nowMs: number): boolean {
-  if (nowMs - arrivedAtMs >= SESSION_WINDOW_MS) return true;
-  const raw = facts[FACT_CLOSED_AT];
-  return raw !== undefined && /^\d+$/.test(raw) && Number(raw) >= arrivedAtMs;
-}
+/** WhatsApp's customer-service window as this channel records it: found closed by the gateway's own clock (ms). */
+export const TWILIO_WHATSAPP_WINDOW: ServiceWindow = { closedAtFact: FACT_CLOSED_AT, resolutionMs: 1 };
 
 /** An answer waiting for the session to reopen. */
 export interface Undelivered {
@@ -94,7 +84,7 @@ export async function onSessionClosed(deps: SessionDeps, userId: string, to: str
     'twilio',
     userId,
     {
-      [FACT_CLOSED_AT]: String(deps.nowMs()),
+      ...windowClosedFact(TWILIO_WHATSAPP_WINDOW, deps.nowMs()),
       [`${FACT_UNDELIVERED_PREFIX}${msgKey}`]: String(earliest),
       ...(reengage ? { [FACT_REENGAGED_AT]: String(deps.nowMs()) } : {}),
     },

@@ -26,12 +26,13 @@ import type { AdapterDeps, ChannelAdapter, Media } from '../../core/channel';
 import { DeliveryError } from '../../core/channel';
 import { sendOutbound, type SendVerdict } from '../../core/outbound';
 import { splitForChannel, WHATSAPP_MAX_CHARS } from '../../core/chunking';
+import { isWindowClosed } from '../../core/service-window';
 import type { Job } from '../../types';
 import type { MessageKey, MessageRecord, MessageStore } from '../../store/messages';
 import type { UserStateStore } from '../../store/user-state';
 import { formatNote, type RecordNote, type SendStop } from '../../store/notes';
 import { createGraphClient, GraphCode, GraphError, NETWORK_ERROR_CODE, TOO_LARGE_CODE, type GraphApi } from './graph';
-import { isWindowClosed, WINDOW_CLOSED_AT_FACT, WINDOW_CLOSED_BY_FACT, windowClosedFacts } from './state';
+import { WHATSAPP_WINDOW, WINDOW_CLOSED_AT_FACT, WINDOW_CLOSED_BY_FACT, windowClosedFacts } from './state';
 
 /** What the adapter needs; {@link AdapterDeps} satisfies it, and tests pass small stubs. */
 export interface WhatsAppAdapterDeps extends Pick<AdapterDeps, 'clock' | 'log' | 'fetch'> {
@@ -269,7 +270,7 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
       }
 
       const facts = await deps.users.get('whatsapp', record.userId, clock.nowMs());
-      if (isWindowClosed(facts, record.job.arrivedAtMs, clock.nowMs())) {
+      if (isWindowClosed(WHATSAPP_WINDOW, facts, record.job.arrivedAtMs, clock.nowMs())) {
         await windowClosed(record, reply.to, reply.phoneNumberId, delivered, false);
         return;
       }

@@ -1,6 +1,7 @@
 import type { TwilioConfig } from '../../../lib/config';
 import { SMS_INSTRUCTION, senderFor } from '../../../lib/channels/twilio/adapter';
-import { FACT_CLOSED_AT, SESSION_WINDOW_MS, isSessionClosed, undeliveredOf, whatsappSender } from '../../../lib/channels/twilio/session';
+import { FACT_CLOSED_AT, TWILIO_WHATSAPP_WINDOW, undeliveredOf, whatsappSender } from '../../../lib/channels/twilio/session';
+import { SERVICE_WINDOW_MS, isWindowClosed } from '../../../lib/core/service-window';
 import { statusCallbackUrl, counter, gatherUrl, pollUrl } from '../../../lib/channels/twilio/urls';
 
 const cfg: TwilioConfig = {
@@ -43,15 +44,15 @@ describe('undeliveredOf', () => {
   });
 });
 
-describe('isSessionClosed', () => {
+describe('the WhatsApp window through Twilio', () => {
   it('is closed for a message older than 24 h or one that arrived before the window was found closed', () => {
-    const now = 10 * SESSION_WINDOW_MS;
-    expect(isSessionClosed({}, now - 1000, now)).toBe(false);
-    expect(isSessionClosed({}, now - SESSION_WINDOW_MS, now)).toBe(true);
-    expect(isSessionClosed({ [FACT_CLOSED_AT]: String(now - 500) }, now - 1000, now)).toBe(true);
+    const now = 10 * SERVICE_WINDOW_MS;
+    expect(isWindowClosed(TWILIO_WHATSAPP_WINDOW, {}, now - 1000, now)).toBe(false);
+    expect(isWindowClosed(TWILIO_WHATSAPP_WINDOW, {}, now - SERVICE_WINDOW_MS, now)).toBe(true);
+    expect(isWindowClosed(TWILIO_WHATSAPP_WINDOW, { [FACT_CLOSED_AT]: String(now - 500) }, now - 1000, now)).toBe(true);
     // A newer message reopened the window.
-    expect(isSessionClosed({ [FACT_CLOSED_AT]: String(now - 2000) }, now - 1000, now)).toBe(false);
-    expect(isSessionClosed({ [FACT_CLOSED_AT]: 'garbage' }, now - 1000, now)).toBe(false);
+    expect(isWindowClosed(TWILIO_WHATSAPP_WINDOW, { [FACT_CLOSED_AT]: String(now - 2000) }, now - 1000, now)).toBe(false);
+    expect(isWindowClosed(TWILIO_WHATSAPP_WINDOW, { [FACT_CLOSED_AT]: 'garbage' }, now - 1000, now)).toBe(false);
   });
 });
 

@@ -11,8 +11,8 @@ import { TWILIO_MAX_CHARS } from '../../../lib/core/chunking';
 import { NOT_ENROLLED_TEXT } from '../../../lib/core/turn';
 import { silentLog } from '../../../lib/types';
 import { callToolsOnce, startFakeOpenAi, type FakeChatRequest, type FakeOpenAi } from '../../fakes/fake-openai';
-import { startFakeTwilio, type FakeTwilio } from '../../fakes/fake-twilio';
-import { startGateway, type Gateway } from '../../support/gateway';
+import { startFakeTwilio, type FakeTwilio } from '../../../local/fakes/fake-twilio';
+import { startGateway, type Gateway } from '../../../local/gateway';
 
 const ACCOUNT_SID = `AC${'0123456789abcdef'.repeat(2)}`;
 const AUTH_TOKEN = 'twilio-auth-token-for-tests';

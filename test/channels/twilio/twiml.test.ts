@@ -1,4 +1,4 @@
-import { parseTwiml } from '../../fakes/fake-twilio';
+import { parseTwiml } from '../../../local/fakes/fake-twilio';
 import { escapeXml, gather, hangup, pause, redirect, say, twiml, twimlResponse } from '../../../lib/channels/twilio/twiml';
 
 describe('escapeXml', () => {

@@ -21,8 +21,8 @@ import { silentLog } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import { ContactStore } from '../../../lib/store/contacts';
 import { callToolsOnce, startFakeOpenAi, type FakeChatRequest, type FakeOpenAi } from '../../fakes/fake-openai';
-import { SILENCE, startFakeTwilio, type CallEvent, type FakeTwilio } from '../../fakes/fake-twilio';
-import { startGateway, type Gateway } from '../../support/gateway';
+import { SILENCE, startFakeTwilio, type CallEvent, type FakeTwilio } from '../../../local/fakes/fake-twilio';
+import { startGateway, type Gateway } from '../../../local/gateway';
 
 const ACCOUNT_SID = `AC${'fedcba9876543210'.repeat(2)}`;
 const AUTH_TOKEN = 'voice-auth-token-for-tests';

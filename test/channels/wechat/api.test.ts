@@ -9,7 +9,7 @@ import { AccessTokenProvider, WeChatTokenError } from '../../../lib/channels/wec
 import { DynamoTokenStore } from '../../../lib/store/wechat-token';
 import { startFakeWeChatApi, type FakeWeChatApi } from '../../fakes/fake-wechat-api';
 import { caught } from '../../support/caught';
-import { startTestStack, type TestStack } from '../../support/stack';
+import { startTestStack, type TestStack } from '../../../local/stack';
 
 let stack: TestStack;
 let db: DynamoDBDocumentClient;

@@ -9,7 +9,7 @@ import { cdata } from '../../../lib/channels/wechat/xml-reply';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { startFakeWeChatApi, type FakeWeChatApi } from '../../fakes/fake-wechat-api';
 import { WeChatPlatform, nextMsgId, replyContent } from '../../../local/fakes/wechat-platform';
-import { startGateway, type Gateway } from '../../support/gateway';
+import { startGateway, type Gateway } from '../../../local/gateway';
 import { until } from '../../support/until';
 
 const APP_ID = 'wxfake0000000001';

@@ -10,7 +10,7 @@ import { DynamoSignatureBindings } from '../../../lib/channels/wechat/replay';
 import type { Job } from '../../../lib/types';
 import { createDocumentClient } from '../../../lib/store/client';
 import { MessageStore, type MessageKey } from '../../../lib/store/messages';
-import { startTestStack, type TestStack } from '../../support/stack';
+import { startTestStack, type TestStack } from '../../../local/stack';
 
 const T0 = Date.now();
 let seq = 0;

@@ -13,7 +13,7 @@ import { createSqsClient, SqsJobQueue, type JobQueue } from '../../../lib/queue/
 import { createDocumentClient } from '../../../lib/store/client';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { WeChatPlatform } from '../../../local/fakes/wechat-platform';
-import { startGateway, type Gateway } from '../../support/gateway';
+import { startGateway, type Gateway } from '../../../local/gateway';
 
 const TOKEN = 'faulttoken';
 /** Scaled WeChat timing: a 2 s window stands for 5 s. */

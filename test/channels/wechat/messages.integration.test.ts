@@ -6,7 +6,7 @@ import { verifyMsgSignature } from '../../../lib/channels/wechat/signature';
 import { cdata } from '../../../lib/channels/wechat/xml-reply';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { WeChatPlatform, nextMsgId, replyContent } from '../../../local/fakes/wechat-platform';
-import { startGateway, type Gateway } from '../../support/gateway';
+import { startGateway, type Gateway } from '../../../local/gateway';
 
 const TOKEN = 'spamtest';
 const APP_ID = 'wx2c2769f8efd9abc2';

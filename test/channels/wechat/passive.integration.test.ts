@@ -5,7 +5,7 @@
  */
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
 import { WeChatPlatform, nextMsgId, replyContent, textMessageXml } from '../../../local/fakes/wechat-platform';
-import { startGateway, type Gateway } from '../../support/gateway';
+import { startGateway, type Gateway } from '../../../local/gateway';
 import { RecordingMetrics } from '../../fakes/fake-metrics';
 import { METRIC } from '../../../lib/core/metrics';
 import type { Job } from '../../../lib/types';

@@ -9,7 +9,7 @@ import { DynamoTokenStore } from '../../../lib/store/wechat-token';
 import { systemClock, type Clock } from '../../../lib/types';
 import { startFakeWeChatApi, type FakeWeChatApi, type FakeWeChatApiOptions } from '../../fakes/fake-wechat-api';
 import { caught } from '../../support/caught';
-import { startTestStack, type TestStack } from '../../support/stack';
+import { startTestStack, type TestStack } from '../../../local/stack';
 
 let stack: TestStack;
 let db: DynamoDBDocumentClient;

@@ -11,7 +11,7 @@ import type { Clock, Job, Log } from '../../../lib/types';
 import type { MessageKey, MessageRecord } from '../../../lib/store/messages';
 import { NO_NOTE, type RecordNote } from '../../../lib/store/notes';
 import type { UserFacts } from '../../../lib/store/user-state';
-import { startFakeGraph, type FakeGraph } from '../../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../../local/fakes/fake-graph';
 
 const PNID = '106540352242922';
 const PAIR_MS = 6_000;

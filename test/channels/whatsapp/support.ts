@@ -1,11 +1,10 @@
 /**
- * Helpers shared by the WhatsApp integration suites: a Meta-like client that signs and
- * posts webhooks to the gateway, and fixture rewriting (fresh ids per test, since the
+ * Helpers shared by the WhatsApp integration suites: fixture rewriting (fresh ids per test, since the
  * gateway deduplicates by `wamid` for days).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { metaJson, sampleWamid, signedHeaders } from '../../../local/samples/whatsapp';
+import { metaJson, sampleWamid } from '../../../local/samples/whatsapp';
 
 /** Directory of the WhatsApp fixtures. */
 export const FIXTURES = path.resolve(__dirname, '../../fixtures/whatsapp');
@@ -54,30 +53,6 @@ export function fixtureWith(name: string, opts: { from?: Readonly<Record<string,
     }
   }
   return { body: metaJson(parsed), ids };
-}
-
-/** Posts webhooks to the gateway the way Meta does. */
-export class MetaClient {
-  constructor(
-    private readonly url: string,
-    private readonly appSecret: string,
-  ) {}
-
-  /** Posts a signed body; `contentType` other than JSON makes the local API Gateway base64 it. */
-  async post(body: string | Buffer, opts: { signature?: string | null; contentType?: string } = {}): Promise<{ status: number; text: string }> {
-    const headers = signedHeaders(this.appSecret, body);
-    if (opts.signature === null) Reflect.deleteProperty(headers, 'x-hub-signature-256');
-    else if (opts.signature !== undefined) headers['x-hub-signature-256'] = opts.signature;
-    if (opts.contentType !== undefined) headers['content-type'] = opts.contentType;
-    const res = await fetch(this.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) });
-    return { status: res.status, text: await res.text() };
-  }
-
-  /** Meta's subscription check. */
-  async verify(query: Readonly<Record<string, string>>): Promise<{ status: number; text: string }> {
-    const res = await fetch(`${this.url}?${new URLSearchParams(query).toString()}`, { signal: AbortSignal.timeout(10_000) });
-    return { status: res.status, text: await res.text() };
-  }
 }
 
 /** Polls `check` until it returns true (the worker runs asynchronously). */

@@ -7,10 +7,11 @@ import { WhatsAppNote } from '../../../lib/channels/whatsapp/adapter';
 import { sampleTextWebhook, sampleWamid } from '../../../local/samples/whatsapp';
 import { NOT_ENROLLED_TEXT } from '../../../lib/core/turn';
 import { silentLog } from '../../../lib/types';
-import { startFakeGraph, type FakeGraph } from '../../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../../local/fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { startGateway, type Gateway } from '../../support/gateway';
-import { FIXTURE_PHONE_NUMBER_ID as PNID, fixtureWith, MetaClient } from './support';
+import { startGateway, type Gateway } from '../../../local/gateway';
+import { FIXTURE_PHONE_NUMBER_ID as PNID, fixtureWith } from './support';
+import { MetaClient } from '../../../local/fakes/meta-client';
 
 const APP_SECRET = 'vision_app_secret';
 const ACCESS_TOKEN = 'EAAG-vision-token';

@@ -18,10 +18,11 @@ import { createDocumentClient } from '../../../lib/store/client';
 import type { MessageRecord } from '../../../lib/store/messages';
 import { formatNote, NO_NOTE } from '../../../lib/store/notes';
 import { UserStateStore } from '../../../lib/store/user-state';
-import { startFakeGraph, type FakeGraph } from '../../fakes/fake-graph';
+import { startFakeGraph, type FakeGraph } from '../../../local/fakes/fake-graph';
 import { startFakeOpenAi, type FakeOpenAi } from '../../fakes/fake-openai';
-import { startGateway, type Gateway } from '../../support/gateway';
-import { eventually, FIXTURE_PHONE_NUMBER_ID as PNID, fixtureBytes, fixtureWith, MetaClient } from './support';
+import { startGateway, type Gateway } from '../../../local/gateway';
+import { eventually, FIXTURE_PHONE_NUMBER_ID as PNID, fixtureBytes, fixtureWith } from './support';
+import { MetaClient } from '../../../local/fakes/meta-client';
 
 const APP_SECRET = 'test_app_secret';
 const VERIFY_TOKEN = 'verify-me-please';

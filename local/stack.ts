@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
-import type { DynamoEngine } from '../../local/emulators';
-import { spawnEmulators } from '../../local/emulator-process';
-import { awsClientConfig, createResources, LOCAL_CREDENTIALS } from '../../local/resources';
+import type { DynamoEngine } from './emulators';
+import { spawnEmulators } from './emulator-process';
+import { awsClientConfig, createResources, LOCAL_CREDENTIALS } from './resources';
 
 /** Options of {@link startTestStack}. */
 export interface TestStackOptions {

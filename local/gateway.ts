@@ -4,20 +4,20 @@
  * SQS event-source emulator, state in the embedded DynamoDB, the LLM a fake over HTTP.
  */
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { createWeChatHandler, type WeChatOverrides } from '../../functions/wechat';
-import { loadConfig, type AppConfig } from '../../lib/config';
-import { createDeadLetterHandler, createWorkerHandler, type WorkerContext } from '../../lib/core/worker';
-import { createTurnDeps, type WorkerOverrides } from '../../functions/compose';
-import { silentLog, type Log } from '../../lib/types';
+import { createWeChatHandler, type WeChatOverrides } from '../functions/wechat';
+import { loadConfig, type AppConfig } from '../lib/config';
+import { createDeadLetterHandler, createWorkerHandler, type WorkerContext } from '../lib/core/worker';
+import { createTurnDeps, type WorkerOverrides } from '../functions/compose';
+import { silentLog, type Log } from '../lib/types';
 
 const consoleLog: Log = { debug: console.debug, info: console.info, warn: console.warn, error: console.error };
-import { startEventSource } from '../../local/sqs-event-source';
-import { createSqsClient } from '../../lib/queue/jobs';
-import { MessageStore } from '../../lib/store/messages';
-import { ConversationStore } from '../../lib/store/conversations';
-import { createDocumentClient } from '../../lib/store/client';
-import type { TurnDeps } from '../../lib/core/turn';
-import { serveLambdas, type HttpHandler, type LambdaHttp } from '../../local/lambda-http';
+import { startEventSource } from './sqs-event-source';
+import { createSqsClient } from '../lib/queue/jobs';
+import { MessageStore } from '../lib/store/messages';
+import { ConversationStore } from '../lib/store/conversations';
+import { createDocumentClient } from '../lib/store/client';
+import type { TurnDeps } from '../lib/core/turn';
+import { serveLambdas, type HttpHandler, type LambdaHttp } from './lambda-http';
 import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { startTestStack, type TestStack } from './stack';
 

@@ -21,8 +21,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { sampleStatusWebhook, signedHeaders } from '../../local/samples/whatsapp';
-import { closeServer, isRecord, listenLocal, pathOf, readBody, serveWith } from '../../local/fakes/fake-http';
+import { sampleStatusWebhook, signedHeaders } from '../samples/whatsapp';
+import { closeServer, isRecord, listenLocal, pathOf, readBody, serveWith } from './fake-http';
 
 /** A Graph error to answer with. */
 export interface GraphFault {

@@ -18,7 +18,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { closeServer, listenLocal, readBody } from '../../local/fakes/fake-http';
+import { closeServer, listenLocal, readBody } from './fake-http';
 
 /** Settings of the fake. */
 export interface FakeTwilioOptions {

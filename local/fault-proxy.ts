@@ -14,7 +14,7 @@
  * `AmazonSQS.SendMessage` → `SendMessage`): both SDK clients speak the JSON protocol.
  */
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
-import { closeServer, listenLocal, readBody } from '../../local/fakes/fake-http';
+import { closeServer, listenLocal, readBody } from './fakes/fake-http';
 
 /** What a matched call suffers. */
 export type Fault = { kind: 'fail' } | { kind: 'freeze'; maxMs?: number } | { kind: 'drop'; afterMs?: number };
