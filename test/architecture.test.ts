@@ -14,6 +14,7 @@ const ROOT = resolve(__dirname, '..');
 /** Layers, lowest first; a file may import its own layer or a lower one. */
 const LAYERS: readonly { layer: number; prefix: string }[] = [
   { layer: 0, prefix: 'lib/types.ts' },
+  { layer: 0, prefix: 'lib/json.ts' },
   { layer: 0, prefix: 'lib/secrets' },
   { layer: 1, prefix: 'lib/config' },
   { layer: 2, prefix: 'lib/store/' },

@@ -7,7 +7,7 @@
  * (https://docs.dify.ai/api-reference/chat/send-chat-message).
  */
 import type { DifyConfig } from '../config';
-import { isJsonObject, objectField, stringField, numberField, tryParseJson, type JsonObject } from './json';
+import { isJsonObject, objectField, stringField, numberField, tryParseJson, type JsonObject } from '../json';
 import { createCallGuard, type CallGuard } from './guard';
 import {
   APOLOGY,

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure, ttlSec } from './client';
+import { isJsonObject, numberField, stringField } from '../json';
 
 /** A token as stored. */
 export interface StoredToken {
@@ -47,20 +48,6 @@ export interface TokenStore {
   releaseLease(lease: TokenLease): Promise<void>;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function num(item: Record<string, unknown>, name: string): number | undefined {
-  const v = item[name];
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-}
-
-function str(item: Record<string, unknown>, name: string): string | undefined {
-  const v = item[name];
-  return typeof v === 'string' ? v : undefined;
-}
-
 /** {@link TokenStore} on the gateway's DynamoDB table. */
 export class DynamoTokenStore implements TokenStore {
   private readonly pk: string;
@@ -75,13 +62,13 @@ export class DynamoTokenStore implements TokenStore {
 
   async read(): Promise<{ token: StoredToken | undefined; force: ForceLedger }> {
     const res = await this.db.send(new GetCommand({ TableName: this.tableName, Key: { pk: this.pk, sk: 'token' }, ConsistentRead: true }));
-    const item = isRecord(res.Item) ? res.Item : {};
-    const token = str(item, 'token');
-    const expiresAtMs = num(item, 'expiresAtMs');
-    const refreshAtMs = num(item, 'refreshAtMs');
+    const item = isJsonObject(res.Item) ? res.Item : {};
+    const token = stringField(item, 'token');
+    const expiresAtMs = numberField(item, 'expiresAtMs');
+    const refreshAtMs = numberField(item, 'refreshAtMs');
     return {
       token: token !== undefined && token !== '' && expiresAtMs !== undefined ? { token, expiresAtMs, ...(refreshAtMs !== undefined ? { refreshAtMs } : {}) } : undefined,
-      force: { atMs: num(item, 'forcedAtMs') ?? 0, day: str(item, 'forcedDay') ?? '', count: num(item, 'forcedCount') ?? 0 },
+      force: { atMs: numberField(item, 'forcedAtMs') ?? 0, day: stringField(item, 'forcedDay') ?? '', count: numberField(item, 'forcedCount') ?? 0 },
     };
   }
 

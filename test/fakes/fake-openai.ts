@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { tryParseJson } from '../../lib/llm/json';
+import { tryParseJson } from '../../lib/json';
 import {
   closeServer,
   isRecord,

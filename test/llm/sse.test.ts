@@ -1,5 +1,5 @@
 import { decodeUtf8, parseSseText, readSseEvents, SseParser, type SseEvent } from '../../lib/llm/sse';
-import { isJsonObject, stringField } from '../../lib/llm/json';
+import { isJsonObject, stringField } from '../../lib/json';
 import { chunked, fixtureBytes, seededRandom } from './helpers';
 
 const FIXTURES = [

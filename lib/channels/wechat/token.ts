@@ -23,6 +23,7 @@ import { silentLog, systemClock, type Clock, type Log } from '../../types';
 import type { ForceLedger, TokenLease, TokenStore } from '../../store/wechat-token';
 import { describeFetchFailure, redact } from './fetch';
 import { tokenErrorFor, WeChatTokenError } from './token-errors';
+import { isJsonObject, numberField, stringField } from '../../json';
 
 export { tokenErrorFor, WeChatTokenError, type WeChatTokenErrorCode } from './token-errors';
 
@@ -81,20 +82,6 @@ interface CachedToken {
 interface StoredState {
   token: CachedToken | undefined;
   force: ForceLedger;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function num(item: Record<string, unknown>, name: string): number | undefined {
-  const v = item[name];
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-}
-
-function str(item: Record<string, unknown>, name: string): string | undefined {
-  const v = item[name];
-  return typeof v === 'string' ? v : undefined;
 }
 
 /**
@@ -324,15 +311,15 @@ export class AccessTokenProvider implements AccessTokenSource {
     } catch {
       throw new WeChatTokenError(`WeChat stable_token answered HTTP ${res.status} with a body that is not JSON`, res.ok ? 'bad_response' : 'http', true);
     }
-    if (!isRecord(body)) throw new WeChatTokenError('WeChat stable_token answered with unexpected JSON', 'bad_response', true);
-    const errcode = num(body, 'errcode');
+    if (!isJsonObject(body)) throw new WeChatTokenError('WeChat stable_token answered with unexpected JSON', 'bad_response', true);
+    const errcode = numberField(body, 'errcode');
     if (errcode !== undefined && errcode !== 0) {
-      const err = tokenErrorFor(errcode, redact(str(body, 'errmsg') ?? '', secrets));
+      const err = tokenErrorFor(errcode, redact(stringField(body, 'errmsg') ?? '', secrets));
       this.log.error('wechat access token request failed', { errcode, code: err.code, forceRefresh: force });
       throw err;
     }
-    const token = str(body, 'access_token');
-    const expiresIn = num(body, 'expires_in');
+    const token = stringField(body, 'access_token');
+    const expiresIn = numberField(body, 'expires_in');
     if (token === undefined || token === '' || expiresIn === undefined || expiresIn <= 0) {
       throw new WeChatTokenError('WeChat stable_token answered without access_token / expires_in', 'bad_response', true);
     }
