@@ -35,14 +35,13 @@ export interface AwsConfig {
   region: string;
   tableName: string;
   queueUrl: string;
-  /** Custom endpoints for the local stand-ins; empty in AWS. */
+  /**
+   * Custom endpoints (`DYNAMODB_ENDPOINT`, `SQS_ENDPOINT`); empty in AWS. Credentials are
+   * never configuration: the SDK's default provider chain finds the function's role in
+   * AWS, and the local starter puts dummy keys in the environment for the stand-ins.
+   */
   dynamoEndpoint: string;
   sqsEndpoint: string;
-  /**
-   * Static credentials for the local stand-ins (any values work there). Undefined in
-   * AWS, where the SDK's default provider chain uses the function's role.
-   */
-  localCredentials: { accessKeyId: string; secretAccessKey: string } | undefined;
 }
 
 /** The whole validated configuration. */
@@ -100,10 +99,6 @@ export function loadConfig(env: Env, options: LoadOptions = {}): AppConfig {
       queueUrl: str(env, 'QUEUE_URL'),
       dynamoEndpoint: str(env, 'DYNAMODB_ENDPOINT'),
       sqsEndpoint: str(env, 'SQS_ENDPOINT'),
-      localCredentials:
-        str(env, 'DYNAMODB_ENDPOINT') === '' && str(env, 'SQS_ENDPOINT') === ''
-          ? undefined
-          : { accessKeyId: str(env, 'AWS_ACCESS_KEY_ID', 'local') || 'local', secretAccessKey: str(env, 'AWS_SECRET_ACCESS_KEY', 'local') || 'local' },
     },
     allowedUsers: new Set(
       str(env, 'ALLOWED_USERS')

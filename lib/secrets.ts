@@ -51,10 +51,11 @@ export interface SsmLocation {
   /** The stage's path, e.g. `/llm-gateway/prod` (no trailing slash). */
   path: string;
   region: string;
-  /** A stand-in's endpoint (tests); '' for AWS. */
+  /**
+   * A stand-in's endpoint (tests); '' for AWS. Credentials come from the SDK's default
+   * provider chain: the function's role in AWS, dummy keys in the environment locally.
+   */
   endpoint: string;
-  /** Static credentials for a stand-in; undefined for the default provider chain (the function's role). */
-  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
 }
 
 /** The SSM client for a location. */
@@ -62,7 +63,6 @@ export function createSsmClient(loc: Omit<SsmLocation, 'path'>): SSMClient {
   return new SSMClient({
     region: loc.region,
     ...(loc.endpoint === '' ? {} : { endpoint: loc.endpoint }),
-    ...(loc.credentials === undefined ? {} : { credentials: loc.credentials }),
   });
 }
 

@@ -1,6 +1,6 @@
 /** Entry of `npm run dlq` (see dlq.ts). */
 import { readDotEnv } from '../local/dotenv';
-import { runDlq } from '../lib/ops/dlq';
+import { runDlq } from './dlq-command';
 
 void runDlq(process.argv.slice(2), readDotEnv(process.cwd(), process.env), (line) => process.stdout.write(`${line}\n`)).then(
   (code) => {

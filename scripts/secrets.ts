@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SECRET_NAMES } from '../lib/config';
 import { readDotEnv } from '../local/dotenv';
+import { useStandInCredentials } from '../local/resources';
 import { createSsmClient, putSecrets } from '../lib/secrets';
 
 /** The parsed command line. */
@@ -57,13 +58,9 @@ async function main(): Promise<void> {
   const path = `/llm-gateway/${args.stage}`;
   const endpoint = env.SSM_ENDPOINT?.trim() ?? '';
   process.stdout.write(`${args.dryRun ? 'dry run: ' : ''}secrets from ${file} and the environment → SSM ${path}/ in ${args.region}\n`);
-  const client = args.dryRun
-    ? undefined
-    : createSsmClient({
-        region: args.region,
-        endpoint,
-        credentials: endpoint === '' ? undefined : { accessKeyId: 'local', secretAccessKey: 'local' },
-      });
+  // A stand-in takes any keys; AWS gets the SDK's chain (profile, SSO, role).
+  if (endpoint !== '') useStandInCredentials();
+  const client = args.dryRun ? undefined : createSsmClient({ region: args.region, endpoint });
   try {
     const result = await putSecrets(client, { path, env, names: SECRET_NAMES, dryRun: args.dryRun, print: (line) => process.stdout.write(`${line}\n`) });
     process.stdout.write(`${result.written.length} ${args.dryRun ? 'to write' : 'written'}, ${result.skipped.length} not set\n`);

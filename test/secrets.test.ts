@@ -8,7 +8,6 @@ import { createSsmClient, createSsmSecretReader, putSecrets } from '../lib/secre
 import { startFakeSsm, type FakeSsm } from './fakes/fake-ssm';
 
 const PATH = '/llm-gateway/prod';
-const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 describe('createSsmSecretReader', () => {
   let ssm: FakeSsm;
@@ -16,7 +15,7 @@ describe('createSsmSecretReader', () => {
 
   beforeEach(async () => {
     ssm = await startFakeSsm();
-    client = createSsmClient({ region: 'us-east-1', endpoint: ssm.url, credentials: CREDENTIALS });
+    client = createSsmClient({ region: 'us-east-1', endpoint: ssm.url });
   });
   afterEach(async () => {
     client.destroy();
@@ -27,7 +26,7 @@ describe('createSsmSecretReader', () => {
     ssm.put(`${PATH}/OPENAI_API_KEY`, 'sk-live-123');
     ssm.put(`${PATH}/TWILIO_AUTH_TOKEN`, 'twilio-secret');
     ssm.put('/llm-gateway/staging/DIFY_API_KEY', 'other-stage');
-    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url, credentials: CREDENTIALS }, client);
+    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url }, client);
 
     const values = await reader.read(['OPENAI_API_KEY', 'DIFY_API_KEY', 'TWILIO_AUTH_TOKEN'], true);
 
@@ -39,7 +38,7 @@ describe('createSsmSecretReader', () => {
 
   it('checks existence without decryption, never seeing a value', async () => {
     ssm.put(`${PATH}/WECHAT_TOKEN`, 'wechat-token-value');
-    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url, credentials: CREDENTIALS }, client);
+    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url }, client);
 
     const existing = await reader.read(['WECHAT_TOKEN', 'WHATSAPP_VERIFY_TOKEN'], false);
 
@@ -50,7 +49,7 @@ describe('createSsmSecretReader', () => {
 
   it('reads more than ten names in batches of ten (the GetParameters limit)', async () => {
     for (const name of SECRET_NAMES) ssm.put(`${PATH}/${name}`, `value-of-${name}`);
-    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url, credentials: CREDENTIALS }, client);
+    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url }, client);
 
     const values = await reader.read(SECRET_NAMES, true);
 
@@ -61,7 +60,7 @@ describe('createSsmSecretReader', () => {
   it('rejects when access is denied instead of treating the secret as unset', async () => {
     ssm.put(`${PATH}/OPENAI_API_KEY`, 'sk-live-123');
     ssm.denied.add(`${PATH}/OPENAI_API_KEY`);
-    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url, credentials: CREDENTIALS }, client);
+    const reader = createSsmSecretReader({ path: PATH, region: 'us-east-1', endpoint: ssm.url }, client);
 
     await expect(reader.read(['OPENAI_API_KEY'], true)).rejects.toThrow(/AccessDenied|not authorized/);
   });
@@ -73,7 +72,7 @@ describe('putSecrets', () => {
 
   beforeEach(async () => {
     ssm = await startFakeSsm();
-    client = createSsmClient({ region: 'us-east-1', endpoint: ssm.url, credentials: CREDENTIALS });
+    client = createSsmClient({ region: 'us-east-1', endpoint: ssm.url });
   });
   afterEach(async () => {
     client.destroy();

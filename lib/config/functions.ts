@@ -116,9 +116,6 @@ export function ssmSecretReader(env: Env): SecretReader {
     path: secretsPath(env),
     region: str(env, 'AWS_REGION', 'us-east-1') || 'us-east-1',
     endpoint,
-    // Dummy credentials for a stand-in, as for DynamoDB; in AWS the function's role.
-    credentials:
-      endpoint === '' ? undefined : { accessKeyId: str(env, 'AWS_ACCESS_KEY_ID', 'local') || 'local', secretAccessKey: str(env, 'AWS_SECRET_ACCESS_KEY', 'local') || 'local' },
   });
 }
 

@@ -70,7 +70,6 @@ export function createSqsClient(aws: AwsConfig): SQSClient {
   return new SQSClient({
     region: aws.region,
     ...(aws.sqsEndpoint ? { endpoint: aws.sqsEndpoint } : {}),
-    ...(aws.localCredentials ? { credentials: aws.localCredentials } : {}),
   });
 }
 

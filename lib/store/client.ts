@@ -11,7 +11,6 @@ export function createDocumentClient(aws: AwsConfig): DynamoDBDocumentClient {
   const client = new DynamoDBClient({
     region: aws.region,
     ...(aws.dynamoEndpoint ? { endpoint: aws.dynamoEndpoint } : {}),
-    ...(aws.localCredentials ? { credentials: aws.localCredentials } : {}),
   });
   return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },

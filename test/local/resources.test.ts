@@ -15,6 +15,7 @@ import {
   resolveTemplate,
   tableFromCloudFormation,
   type CreateResourcesOptions,
+  useStandInCredentials,
 } from '../../local/resources';
 
 const REGION = 'us-east-1';
@@ -26,6 +27,24 @@ function names(id: string): Pick<CreateResourcesOptions, 'tableName' | 'queueNam
 async function queueAttributes(sqs: SQSClient, queueUrl: string): Promise<Record<string, string>> {
   return (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['All'] }))).Attributes ?? {};
 }
+
+describe('useStandInCredentials', () => {
+  it('fills in dummy keys and drops a session token when no keys are set', () => {
+    const env: NodeJS.ProcessEnv = { AWS_SESSION_TOKEN: 'stale' };
+
+    useStandInCredentials(env);
+
+    expect(env).toEqual({ AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
+  });
+
+  it('keeps keys that are already there', () => {
+    const env: NodeJS.ProcessEnv = { AWS_ACCESS_KEY_ID: 'AKIA1', AWS_SECRET_ACCESS_KEY: 's', AWS_SESSION_TOKEN: 't' };
+
+    useStandInCredentials(env);
+
+    expect(env).toEqual({ AWS_ACCESS_KEY_ID: 'AKIA1', AWS_SECRET_ACCESS_KEY: 's', AWS_SESSION_TOKEN: 't' });
+  });
+});
 
 describe('CloudFormation mapping (no emulator)', () => {
   it('substitutes ${self:custom.*} and Fn::GetAtt, and refuses what it cannot resolve', () => {

@@ -12,7 +12,7 @@ import { silentLog, type Job } from '../../lib/types';
 import { asciiJson, deduplicationId, messageGroupId, parseJob } from '../../lib/queue/jobs';
 import { createDocumentClient } from '../../lib/store/client';
 import { MessageStore } from '../../lib/store/messages';
-import { parseDlqArgs, runDlq, UsageError } from '../../lib/ops/dlq';
+import { parseDlqArgs, runDlq, UsageError } from '../../scripts/dlq-command';
 import { startFaultProxy } from '../../local/fault-proxy';
 import { startTestStack, type TestStack } from '../../local/stack';
 

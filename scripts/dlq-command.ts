@@ -17,11 +17,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { loadConfig, type AwsConfig, type Env } from '../config';
-import { listDeadLetters, replayParked } from '../core/dead-letters';
-import { systemClock, type Clock } from '../types';
-import { createDocumentClient } from '../store/client';
-import { MessageStore } from '../store/messages';
+import { loadConfig, type AwsConfig, type Env } from '../lib/config';
+import { listDeadLetters, replayParked } from '../lib/core/dead-letters';
+import { systemClock, type Clock } from '../lib/types';
+import { createDocumentClient } from '../lib/store/client';
+import { MessageStore } from '../lib/store/messages';
+import { useStandInCredentials } from '../local/resources';
 
 const USAGE = `usage: npm run dlq -- list --stage <stage> [options]
        npm run dlq -- replay --stage <stage> (--all | --key <message key> ...) [options]
@@ -77,7 +78,7 @@ export function parseDlqArgs(argv: readonly string[]): DlqArgs {
 
 /** The `service:` name in serverless.yml (resources are named `<service>-<stage>…`). */
 function serviceName(): string {
-  const match = /^service:\s*([A-Za-z0-9-]+)\s*$/m.exec(readFileSync(join(__dirname, '..', '..', 'serverless.yml'), 'utf8'));
+  const match = /^service:\s*([A-Za-z0-9-]+)\s*$/m.exec(readFileSync(join(__dirname, '..', 'serverless.yml'), 'utf8'));
   if (!match?.[1]) throw new Error('serverless.yml has no service: line');
   return match[1];
 }
@@ -113,15 +114,14 @@ export async function runDlq(argv: readonly string[], env: Env, out: (line: stri
     const base = loadConfig(env).aws;
     const dynamoEndpoint = args.dynamoEndpoint ?? base.dynamoEndpoint;
     const sqsEndpoint = args.sqsEndpoint ?? base.sqsEndpoint;
-    const local = dynamoEndpoint !== '' || sqsEndpoint !== '';
+    // The stand-ins take any keys; AWS gets the SDK's chain (profile, SSO, role).
+    if (dynamoEndpoint !== '' || sqsEndpoint !== '') useStandInCredentials();
     aws = {
       ...base,
       region: args.region ?? base.region,
       tableName: `${args.service ?? serviceName()}-${args.stage}`,
       dynamoEndpoint,
       sqsEndpoint,
-      // The stand-ins take any credentials; real AWS uses the SDK's chain.
-      localCredentials: local ? (base.localCredentials ?? { accessKeyId: 'local', secretAccessKey: 'local' }) : undefined,
     };
   } catch (err) {
     out(err instanceof Error ? err.message : String(err));
@@ -132,7 +132,6 @@ export async function runDlq(argv: readonly string[], env: Env, out: (line: stri
   const sqs = new SQSClient({
     region: aws.region,
     ...(aws.sqsEndpoint ? { endpoint: aws.sqsEndpoint } : {}),
-    ...(aws.localCredentials ? { credentials: aws.localCredentials } : {}),
   });
   try {
     const prefix = aws.tableName;
