@@ -250,8 +250,15 @@ async function main(): Promise<void> {
     workerConcurrency: 30,
     visibilityTimeoutSec: 60,
     log: log('worker'),
-    // The worker's default progress interval (1 s), scaled like WeChat's time (only WeChat writes progress).
-    worker: { flushIntervalMs: Math.round(1000 / SCALE) },
+    // The worker's production progress pacing (1 s at most, WeChat's policy in
+    // lib/channels/wechat/progress.ts), scaled like WeChat's time (only WeChat writes progress).
+    worker: {
+      flushIntervalMs: Math.round(1000 / SCALE),
+      wechatTiming: {
+        handOverMarginMs: Math.round(1000 / SCALE),
+        progress: { retryIntervalMs: 5000 / SCALE, nearDeadlineMs: 2000 / SCALE, slackMs: 1000 / SCALE, idleMs: 3000 / SCALE },
+      },
+    },
     wrapWorker: (inner) => async (event, context) => {
       const t0 = performance.now();
       meter.workerBatches++;

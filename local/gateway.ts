@@ -82,7 +82,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const proxied = faults ? { DYNAMODB_ENDPOINT: faults.dynamo.url, SQS_ENDPOINT: faults.sqs.url } : other ? { DYNAMODB_ENDPOINT: other.dynamo, SQS_ENDPOINT: other.sqs } : {};
   const config = loadConfig({ ...stack.env, ...opts.env, ...proxied });
   const log = opts.log ?? (process.env.TEST_LOG ? consoleLog : silentLog);
-  const turnDeps = createTurnDeps(config, log, { flushIntervalMs: 20, ...opts.worker });
+  // Scaled-clock defaults: progress written every 20 ms, and WeChat's written at every flush
+  // (its production pacing assumes WeChat's real 5 s retries); a caller running at real
+  // time (npm run cost) passes its own `wechatTiming`.
+  const turnDeps = createTurnDeps(config, log, { flushIntervalMs: 20, wechatTiming: { handOverMarginMs: 1_000, progress: { idleMs: 0 } }, ...opts.worker });
   // Retry delays scaled like the rest of the test timing: 1 s doubling, capped by the visibility timeout.
   const inner = createWorkerHandler(
     turnDeps,

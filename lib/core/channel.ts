@@ -26,6 +26,28 @@ export class DeliveryError extends Error {
   }
 }
 
+/** What a {@link ProgressPolicy} decides on. */
+export interface ProgressState {
+  /** When the webhook received the message (`Job.arrivedAtMs`). */
+  arrivedAtMs: number;
+  /** The answer streamed so far. */
+  answer: string;
+  /** What the record holds (the last progress write, `''` before the first). */
+  written: string;
+  /** When that was written (the stream's start before the first write). */
+  writtenAtMs: number;
+  nowMs: number;
+}
+
+/**
+ * When a channel's readers need the growing answer written. The worker asks only when the
+ * answer changed and at most every `TurnDeps.flushIntervalMs`.
+ */
+export interface ProgressPolicy {
+  /** Whether to write the answer now. */
+  due(state: ProgressState): boolean;
+}
+
 /** The worker's view of a channel. */
 export interface ChannelAdapter {
   /** Best-effort start-of-work signal (typing indicator, read receipt). Must not throw. */
@@ -33,12 +55,12 @@ export interface ChannelAdapter {
   /** Downloads media referenced by an `image` / `audio` input, converted to a format the model takes. */
   fetchMedia?(job: Job, mediaRef: string, mimeType: string): Promise<Media>;
   /**
-   * Whether anyone can read an answer while it streams (WeChat: a held passive delivery or a
-   * "1" shows the part generated so far). Only then does the worker write the growing answer
-   * to the table; other channels read it once it is finished, and every progress write
-   * rewrites the whole item (a write unit per KB, plus the pending index's copy).
+   * Set where someone can read an answer while it streams (WeChat: a held passive delivery or
+   * a "1" shows the part generated so far): when the worker writes the growing answer to the
+   * table. Other channels read it once it is finished, and every progress write rewrites the
+   * whole item (a write unit per KB, plus the pending index's copy).
    */
-  showsPartialAnswer?: boolean;
+  progress?: ProgressPolicy;
   /** Extra instruction for this job's system prompt (e.g. "answer briefly" for voice). */
   systemPromptSuffix?(job: Job): string;
   /**

@@ -30,7 +30,7 @@ export interface TurnDeps {
   tools: (job: Job) => readonly ToolDefinition[];
   /**
    * How often, at most, the growing answer is written to DynamoDB while streaming, for channels
-   * that show a partial answer (`ChannelAdapter.showsPartialAnswer`).
+   * that show a partial answer (`ChannelAdapter.progress` decides when within that).
    */
   flushIntervalMs: number;
   /**

@@ -91,8 +91,9 @@ async function streamAnswer(
   let failure: string | undefined;
   let cut = false;
   let finishReason = '';
-  // Progress is written only where someone can read it (see ChannelAdapter.showsPartialAnswer).
-  const progress = deps.channels[job.channel]?.showsPartialAnswer === true;
+  // Progress is written only where someone can read it, when the channel's readers need it
+  // (see ChannelAdapter.progress).
+  const progress = deps.channels[job.channel]?.progress;
   const metrics = deps.metrics ?? noMetrics;
   const channel = { channel: job.channel };
   let firstToken = true;
@@ -130,7 +131,12 @@ async function streamAnswer(
         break stream;
     }
     const now = deps.clock.nowMs();
-    if (progress && answer !== flushed && now - lastFlushMs >= deps.flushIntervalMs) {
+    if (
+      progress &&
+      answer !== flushed &&
+      now - lastFlushMs >= deps.flushIntervalMs &&
+      progress.due({ arrivedAtMs: job.arrivedAtMs, answer, written: flushed, writtenAtMs: lastFlushMs, nowMs: now })
+    ) {
       await deps.messages.saveProgress(key, answer, now);
       flushed = answer;
       lastFlushMs = now;

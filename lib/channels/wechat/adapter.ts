@@ -25,6 +25,7 @@ import { WeChatApi, WeChatApiError } from './api';
 import type { DeliveryStore } from './delivery';
 import { fetchWeChatMedia } from './media';
 import { takePage, utf8Length } from './pages';
+import { WECHAT_PROGRESS_TIMING, wechatProgressPolicy, type WeChatProgressTiming } from './progress';
 import { moreNote } from './texts';
 import { AccessTokenProvider, WeChatTokenError } from './token';
 
@@ -49,10 +50,12 @@ export interface WeChatAdapterStores {
   delivery: DeliveryStore;
 }
 
-/** Timing of the customer-service hand-over (the ingress's wait is `WeChatConfig.csPassiveWaitMs`). */
+/** The adapter's timings (the ingress's wait is `WeChatConfig.csPassiveWaitMs`). */
 export interface WeChatAdapterTiming {
   /** Extra margin after the ingress's wait before the push claims the delivery. */
   handOverMarginMs: number;
+  /** When a streaming answer is written (progress.ts; production defaults where unset). */
+  progress?: Partial<WeChatProgressTiming>;
 }
 
 /** Builds the WeChat adapter for the worker. */
@@ -169,7 +172,7 @@ export function createWeChatAdapter(
 
   return {
     // A held passive delivery (or a "1") shows the part of the answer generated so far.
-    showsPartialAnswer: true,
+    progress: wechatProgressPolicy(cfg, { ...WECHAT_PROGRESS_TIMING, ...timing.progress }),
     async onJobStart(job: Job): Promise<void> {
       // The typing indicator only exists for the customer-service API.
       if (cfg.replyMode !== 'customer_service' || !api) return;
