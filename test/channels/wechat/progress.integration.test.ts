@@ -37,16 +37,16 @@ describe('WeChat progress writes', () => {
   async function sendAndWatch(user: string, text: string): Promise<{ reply: string | undefined; deliveries: number; partials: string[] }> {
     const msgId = nextMsgId();
     const partials = new Set<string>();
-    let watching = true;
+    const watching = { on: true };
     const watch = (async () => {
-      while (watching) {
+      while (watching.on) {
         const rec = await gw.messages.get({ channel: 'wechat', userId: user, msgKey: msgId }, Date.now());
         if (rec?.status === 'streaming') partials.add(rec.answer);
         await new Promise((resolve) => setTimeout(resolve, 15));
       }
     })();
     const outcome = await platform.send(user, text, msgId);
-    watching = false;
+    watching.on = false;
     await watch;
     return { reply: outcome.reply, deliveries: outcome.deliveries, partials: [...partials] };
   }
