@@ -390,6 +390,8 @@ async function main(): Promise<void> {
   print(['', ...costs.map((c) => c.r.channel)], counts);
   console.log(`\nMemory (MB, serverless.yml): ${Object.entries(memory).map(([fn, mb]) => `${fn} ${mb}`).join(', ')}`);
   for (const c of costs) console.log(`${c.r.channel}: ${c.r.note}`);
+  console.log('\nLambda wall seconds per message, by function (× memory = the GB-s above):');
+  for (const c of costs) console.log(`  ${c.r.channel}: ${Object.entries(c.r.meter.lambdaMs).map(([fn, ms]) => `${fn} ${(ms / 1000 / c.r.messages).toFixed(2)} s`).join(', ')}`);
   console.log('\nDynamoDB by operation (calls / units per message):');
   for (const c of costs) console.log(`  ${c.r.channel}: ${Object.entries(c.r.dynamo.byOp).map(([op, v]) => `${op} ${(v.calls / c.r.messages).toFixed(1)}/${(v.units / c.r.messages).toFixed(1)}`).join(', ')}`);
   const total = (channel: string): number => totals[costs.findIndex((c) => c.r.channel === channel)] ?? Number.NaN;

@@ -100,6 +100,17 @@ export class MessageStore {
     return toRecord(res.Item, nowMs);
   }
 
+  /**
+   * Reads a record with an eventually consistent read, for polls that only watch for a change
+   * and decide on a consistent read afterwards. It costs half a read unit per 4 KB instead of
+   * one (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html)
+   * and may miss a write of the last moments, which the next poll sees.
+   */
+  async peek(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
+    const res = await this.db.send(new GetCommand({ TableName: this.tableName, Key: this.key(k), ConsistentRead: false }));
+    return toRecord(res.Item, nowMs);
+  }
+
   /** Notes that the job is on the queue. */
   async markEnqueued(k: MessageKey): Promise<void> {
     await this.db.send(

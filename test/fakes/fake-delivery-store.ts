@@ -59,7 +59,7 @@ export class FakeDeliveryStore implements DeliveryStore {
   }
 
   /** The stored record (a copy). */
-  peek(msgKey: string): MessageRecord {
+  stored(msgKey: string): MessageRecord {
     const rec = this.records.get(msgKey);
     if (!rec) throw new Error(`no record ${msgKey}`);
     return copy(rec);
@@ -68,6 +68,11 @@ export class FakeDeliveryStore implements DeliveryStore {
   async get(k: MessageKey): Promise<MessageRecord | undefined> {
     const rec = this.records.get(k.msgKey);
     return rec ? copy(rec) : undefined;
+  }
+
+  /** Reads are consistent in memory: a peek is a get. */
+  async peek(k: MessageKey): Promise<MessageRecord | undefined> {
+    return this.get(k);
   }
 
   async listPending(_channel: 'wechat', userId: string, _nowMs: number, limit = 20): Promise<MessageRecord[]> {

@@ -38,6 +38,38 @@ describe('MessageStore failure paths', () => {
     await stack.stop();
   });
 
+  it('peek reads the record with an eventually consistent read, half the units of get', async () => {
+    // Arrange: a record, and a client that reports consumed capacity.
+    const j = job(now);
+    await store.claim(j, now);
+    await store.startAnswer(j, now, 120_000);
+    await store.saveProgress(j, 'partial answer', now + 1);
+    const units: number[] = [];
+    const db = createDocumentClient(loadConfig(stack.env).aws);
+    db.middlewareStack.add(
+      (next) => async (args) => {
+        const input: unknown = args.input;
+        if (typeof input === 'object' && input !== null) Object.assign(input, { ReturnConsumedCapacity: 'TOTAL' });
+        const out = await next(args);
+        const body: unknown = out.output;
+        if (typeof body === 'object' && body !== null && 'ConsumedCapacity' in body) {
+          const cc: unknown = body.ConsumedCapacity;
+          if (typeof cc === 'object' && cc !== null && 'CapacityUnits' in cc && typeof cc.CapacityUnits === 'number') units.push(cc.CapacityUnits);
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'capacity' },
+    );
+    const metered = new MessageStore(db, stack.tableName);
+    // Act
+    const peeked = await metered.peek(j, now + 2);
+    const got = await metered.get(j, now + 2);
+    // Assert
+    expect(peeked).toEqual(got);
+    expect(peeked?.answer).toBe('partial answer');
+    expect(units).toEqual([0.5, 1]);
+  });
+
   it('releaseAnswer lets the next worker take over at once, and leaves a record that is not streaming alone', async () => {
     // Arrange
     const j = job(now);

@@ -88,6 +88,8 @@ export interface PageShow {
 /** What passive and customer-service delivery read and write; in-memory fakes implement it in tests. */
 export interface DeliveryStore {
   get(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined>;
+  /** An eventually consistent {@link get} for a poll that only watches for a change (half the read units). */
+  peek(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined>;
   listPending(channel: 'wechat', userId: string, nowMs: number, limit?: number): Promise<MessageRecord[]>;
   listPendingKeys(channel: 'wechat', userId: string, limit?: number): Promise<MessageKey[]>;
   claimFetch(job: Job, nowMs: number): Promise<ClaimResult>;
@@ -123,6 +125,10 @@ export class WeChatDelivery implements DeliveryStore {
 
   get(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
     return this.messages.get(k, nowMs);
+  }
+
+  peek(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
+    return this.messages.peek(k, nowMs);
   }
 
   listPending(channel: 'wechat', userId: string, nowMs: number, limit?: number): Promise<MessageRecord[]> {

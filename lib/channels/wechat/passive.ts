@@ -133,14 +133,15 @@ export async function waitForPage(deps: PageDeps, userId: string, deadlineMs: nu
       continue;
     }
     if (outcome.kind === 'nothing-pending') return undefined;
-    // Waiting on the head answer: re-read just that record (one GetItem per poll) until
-    // it grows, finishes, moves on or goes stale, then look at the whole queue again.
+    // Waiting on the head answer: re-read just that record (one eventually consistent GetItem
+    // per poll: only a change is looked for here) until it grows, finishes, moves on or goes
+    // stale, then look at the whole queue again with consistent reads.
     const seen = outcome.head;
     for (;;) {
       const left = deadlineMs - deps.clock.nowMs();
       if (left <= 0) break wait;
       await deps.clock.sleep(Math.min(deps.pollMs, left));
-      const now = await deps.delivery.get(seen, deps.clock.nowMs());
+      const now = await deps.delivery.peek(seen, deps.clock.nowMs());
       if (!now?.pending || now.status !== seen.status || now.answer.length !== seen.answer.length || now.deliveredChars !== seen.deliveredChars) break;
       if (isStale(now, deps.clock.nowMs(), deps.failedJobHoldMs)) break;
     }

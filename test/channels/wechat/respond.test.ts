@@ -75,7 +75,7 @@ describe('respondPassive', () => {
     const reply = await respondPassive(deps, req);
     // Assert
     expect(reply).toEqual({ kind: 'text', content: 'The answer.' });
-    expect(store.peek('m1')).toMatchObject({ pending: false, deliveredChars: 11, servedText: 'The answer.' });
+    expect(store.stored('m1')).toMatchObject({ pending: false, deliveredChars: 11, servedText: 'The answer.' });
     expect(store.writes).toEqual(['showPage']);
   });
 
@@ -85,7 +85,7 @@ describe('respondPassive', () => {
     const reply = await respondPassive(deps, req);
     expect(reply).toEqual({ kind: 'none' });
     expect(clock.nowMs()).toBe(T0 + HOLD_MS);
-    expect(store.peek('m1')).toMatchObject({ pending: true, deliveredChars: 0, servedText: '' });
+    expect(store.stored('m1')).toMatchObject({ pending: true, deliveredChars: 0, servedText: '' });
     expect(store.writes).toEqual([]);
   });
 
@@ -100,7 +100,7 @@ describe('respondPassive', () => {
     const reply = await respondPassive(deps, third);
     // Assert
     expect(reply).toEqual({ kind: 'text', content: `Partial answer that is still being typed${writingNote('1')}` });
-    expect(store.peek('m1')).toMatchObject({ pending: true, deliveredChars: 40, servedText: `Partial answer that is still being typed${writingNote('1')}` });
+    expect(store.stored('m1')).toMatchObject({ pending: true, deliveredChars: 40, servedText: `Partial answer that is still being typed${writingNote('1')}` });
   });
 
   it('says "still thinking" on the last delivery when nothing was written', async () => {
@@ -110,7 +110,7 @@ describe('respondPassive', () => {
     const third = deliver(store, clock, 'm1');
     const reply = await respondPassive(deps, third);
     expect(reply).toEqual({ kind: 'text', content: thinkingText('1') });
-    expect(store.peek('m1')).toMatchObject({ pending: true, deliveredChars: 0, servedText: thinkingText('1') });
+    expect(store.stored('m1')).toMatchObject({ pending: true, deliveredChars: 0, servedText: thinkingText('1') });
   });
 
   it('resends the very same reply to a redelivery, without moving the cursor', async () => {
@@ -119,13 +119,13 @@ describe('respondPassive', () => {
     store.claim(job('m1', 'q', T0), T0);
     store.answer('m1', { status: 'done', answer: long });
     const first = await respondPassive(deps, deliver(store, clock, 'm1'));
-    const cursor = store.peek('m1').deliveredChars;
+    const cursor = store.stored('m1').deliveredChars;
     // Act: WeChat redelivers (our reply came too late).
     const again = await respondPassive(deps, deliver(store, clock, 'm1'));
     // Assert
     expect(first.kind).toBe('text');
     expect(again).toEqual(first);
-    expect(store.peek('m1').deliveredChars).toBe(cursor);
+    expect(store.stored('m1').deliveredChars).toBe(cursor);
   });
 
   it('shows the older pending answer first and records that page on the older record', async () => {
@@ -140,8 +140,8 @@ describe('respondPassive', () => {
     // Assert
     expect(reply).toEqual({ kind: 'text', content: 'Old answer.' });
     expect(redelivered).toEqual(reply);
-    expect(store.peek('m0')).toMatchObject({ pending: false, servedFor: { m1: 'Old answer.' } });
-    expect(store.peek('m1')).toMatchObject({ pending: true, servedFrom: 'm0', deliveredChars: 0 });
+    expect(store.stored('m0')).toMatchObject({ pending: false, servedFor: { m1: 'Old answer.' } });
+    expect(store.stored('m1')).toMatchObject({ pending: true, servedFrom: 'm0', deliveredChars: 0 });
   });
 
   it('does not let a failed head with nothing to say block the next answer', async () => {
@@ -152,7 +152,7 @@ describe('respondPassive', () => {
     store.answer('m1', { status: 'done', answer: 'Second answer.' });
     const reply = await respondPassive(deps, req);
     expect(reply).toEqual({ kind: 'text', content: 'Second answer.' });
-    expect(store.peek('m0').pending).toBe(false);
+    expect(store.stored('m0').pending).toBe(false);
   });
 
   it('shows a failed head\'s note to the user, then the next answer in order', async () => {
@@ -177,7 +177,7 @@ describe('respondPassive', () => {
     const reply = await respondPassive(deps, req);
     // Assert: answered; the stuck record stays pending (for a replay) but out of the way.
     expect(reply).toEqual({ kind: 'text', content: 'Second answer.' });
-    expect(store.peek('m0').pending).toBe(true);
+    expect(store.stored('m0').pending).toBe(true);
   });
 
   it('still waits for a head that is making progress (answers stay in order)', async () => {
@@ -188,7 +188,7 @@ describe('respondPassive', () => {
     store.answer('m1', { status: 'done', answer: 'Second answer.' });
     const reply = await respondPassive(deps, req);
     expect(reply).toEqual({ kind: 'none' });
-    expect(store.peek('m1')).toMatchObject({ pending: true, deliveredChars: 0 });
+    expect(store.stored('m1')).toMatchObject({ pending: true, deliveredChars: 0 });
   });
 
   it('moves on to the next answer once the waited-on head goes stale during the wait', async () => {
@@ -210,7 +210,7 @@ describe('respondFetch ("reply 1")', () => {
     store.claim(job('m0', 'q', T0 - 30_000), T0 - 30_000);
     store.answer('m0', { status: 'done', answer: long });
     const pages: string[] = [];
-    for (let i = 0; i < 5 && store.peek('m0').pending; i++) {
+    for (let i = 0; i < 5 && store.stored('m0').pending; i++) {
       const r = await respondFetch(deps, fetchRequest(store, clock, `f${i}`));
       if (r.kind === 'text') pages.push(r.content);
     }
@@ -238,7 +238,7 @@ describe('respondCustomerService', () => {
     clock.at(T0 + 3900, () => store.answer('m1', { status: 'done', answer: 'Quick.' }));
     const reply = await respondCustomerService(deps, req);
     expect(reply).toEqual({ kind: 'text', content: 'Quick.' });
-    expect(store.peek('m1')).toMatchObject({ deliveryOwner: 'passive', pending: false, servedText: 'Quick.' });
+    expect(store.stored('m1')).toMatchObject({ deliveryOwner: 'passive', pending: false, servedText: 'Quick.' });
   });
 
   it('leaves a slow answer to the push after the wait, claiming nothing', async () => {
@@ -248,7 +248,7 @@ describe('respondCustomerService', () => {
     const reply = await respondCustomerService(deps, req);
     expect(reply).toEqual({ kind: 'none' });
     expect(clock.nowMs()).toBe(T0 + 4000);
-    expect(store.peek('m1').deliveryOwner).toBeUndefined();
+    expect(store.stored('m1').deliveryOwner).toBeUndefined();
   });
 
   it('puts an answer the push could not deliver first, saying why once', async () => {
@@ -258,6 +258,6 @@ describe('respondCustomerService', () => {
     await store.claimDelivery({ channel: 'wechat', userId: USER, msgKey: 'm0' }, 'push', T0);
     const reply = await respondCustomerService(deps, deliver(store, clock, 'm1'));
     expect(reply.kind === 'text' && reply.content.startsWith(PUSH_FAILED_LEAD)).toBe(true);
-    expect(store.peek('m0').note).toEqual({ kind: 'push_failed', code: '45047', told: true });
+    expect(store.stored('m0').note).toEqual({ kind: 'push_failed', code: '45047', told: true });
   });
 });
