@@ -11,6 +11,7 @@
 import type { ToolDefinition } from '../llm/types';
 import { normalizeName, normalizePhone, type ContactStore } from '../store/contacts';
 import type { Clock, Job, Log } from '../types';
+import { isJsonObject } from '../json';
 
 /** What the built-in tools need. */
 export interface ToolDeps {
@@ -22,15 +23,11 @@ export interface ToolDeps {
 /** Builds a tool for one job, or undefined when it does not apply to it. */
 export type ToolFactory = (job: Job, deps: ToolDeps) => ToolDefinition | undefined;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** Parses a tool's arguments JSON into an object; undefined when it is not one. */
 export function parseToolArguments(argumentsJson: string): Record<string, unknown> | undefined {
   try {
     const parsed: unknown = JSON.parse(argumentsJson === '' ? '{}' : argumentsJson);
-    return isRecord(parsed) ? parsed : undefined;
+    return isJsonObject(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }

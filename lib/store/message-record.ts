@@ -7,6 +7,7 @@
  */
 import type { ChannelName, Job } from '../types';
 import { parseNote, type RecordNote } from './notes';
+import { isJsonObject } from '../json';
 
 /** Lifecycle of an answer. */
 export type AnswerStatus = 'queued' | 'streaming' | 'done' | 'failed';
@@ -84,10 +85,6 @@ export const pendingSkOf = (arrivedAtMs: number, msgKey: string): string => `${S
 export const DEAD_PK = 'dead';
 export const deadSkOf = (k: MessageKey, arrivedAtMs: number): string => `${String(arrivedAtMs).padStart(15, '0')}#${k.channel}#${k.userId}#${k.msgKey}`;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 export function strField(item: Record<string, unknown>, name: string): string {
   const v = item[name];
   return typeof v === 'string' ? v : '';
@@ -113,15 +110,15 @@ function isChannel(v: unknown): v is ChannelName {
 /** Narrows a stored job; records are written only by this module, so this guards against drift. */
 export function isJob(value: unknown): value is Job {
   return (
-    isRecord(value) &&
+    isJsonObject(value) &&
     value.v === 1 &&
     isChannel(value.channel) &&
     typeof value.userId === 'string' &&
     typeof value.msgKey === 'string' &&
     typeof value.conversationKey === 'string' &&
-    isRecord(value.input) &&
+    isJsonObject(value.input) &&
     typeof value.input.kind === 'string' &&
-    isRecord(value.reply) &&
+    isJsonObject(value.reply) &&
     typeof value.reply.channel === 'string' &&
     typeof value.arrivedAtMs === 'number' &&
     (value.replayedAtMs === undefined || typeof value.replayedAtMs === 'number')

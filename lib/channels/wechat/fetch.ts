@@ -4,10 +4,7 @@
  *
  * @module
  */
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+import { isJsonObject } from '../../json';
 
 /** Removes every occurrence of the given secrets from `text`. */
 export function redact(text: string, secrets: readonly string[]): string {
@@ -23,7 +20,7 @@ export function describeFetchFailure(err: unknown): { timeout: boolean; reason: 
   if (err instanceof Error) {
     const timeout = err.name === 'TimeoutError' || err.name === 'AbortError';
     const cause: unknown = err.cause;
-    const code = isRecord(cause) && typeof cause.code === 'string' ? cause.code : undefined;
+    const code = isJsonObject(cause) && typeof cause.code === 'string' ? cause.code : undefined;
     return { timeout, reason: timeout ? 'timed out' : (code ?? err.name) };
   }
   return { timeout: false, reason: 'unknown error' };

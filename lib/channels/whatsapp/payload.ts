@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { isJsonObject } from '../../json';
 
 /** Raised for a body that is not JSON or not a JSON object. */
 export class WhatsAppPayloadError extends Error {
@@ -78,12 +79,8 @@ export interface WebhookBatch {
   skipped: number;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function records(value: unknown): Record<string, unknown>[] {
-  return Array.isArray(value) ? value.filter(isRecord) : [];
+  return Array.isArray(value) ? value.filter(isJsonObject) : [];
 }
 
 function str(obj: Record<string, unknown> | undefined, name: string): string {
@@ -93,7 +90,7 @@ function str(obj: Record<string, unknown> | undefined, name: string): string {
 
 function sub(obj: Record<string, unknown> | undefined, name: string): Record<string, unknown> | undefined {
   const v = obj?.[name];
-  return isRecord(v) ? v : undefined;
+  return isJsonObject(v) ? v : undefined;
 }
 
 /** Meta sends timestamps as decimal strings of epoch seconds. */
@@ -173,7 +170,7 @@ function content(m: Record<string, unknown>): InboundContent | undefined {
  */
 export function parseWebhook(body: unknown): WebhookBatch {
   const batch: WebhookBatch = { messages: [], statuses: [], skipped: 0 };
-  if (!isRecord(body) || body.object !== 'whatsapp_business_account') return batch;
+  if (!isJsonObject(body) || body.object !== 'whatsapp_business_account') return batch;
   for (const entry of records(body.entry)) {
     for (const change of records(entry.changes)) {
       if (change.field !== undefined && change.field !== 'messages') continue;
@@ -226,6 +223,6 @@ export function parseWebhookBody(raw: Uint8Array | string): WebhookBatch {
   } catch {
     throw new WhatsAppPayloadError('webhook body is not JSON', 'not_json');
   }
-  if (!isRecord(parsed)) throw new WhatsAppPayloadError('webhook body is not a JSON object', 'not_object');
+  if (!isJsonObject(parsed)) throw new WhatsAppPayloadError('webhook body is not a JSON object', 'not_object');
   return parseWebhook(parsed);
 }
