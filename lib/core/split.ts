@@ -11,8 +11,8 @@
  *   in UTF-16 code units ({@link UTF16}), what JavaScript and Meta's Graph API count, which
  *   never undercounts code points, so a piece within the limit here is within it for a
  *   service that counts code points too.
- * - WeChat caps a text reply at about 2,048 UTF-8 bytes
- *   (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html):
+ * - WeChat caps a text reply at about 2,048 UTF-8 bytes (the exact figure is unverified;
+ *   https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html):
  *   counted in UTF-8 bytes ({@link UTF8}), a lone surrogate as 3 (encoders write U+FFFD).
  *
  * Where a piece ends (the rule, stated once). Of the text that fits the limit, the piece
@@ -27,7 +27,8 @@
  *    emoji is not torn in two; Unicode UAX #29, https://unicode.org/reports/tr29/);
  * 6. code point: when a single cluster is longer than the limit. A cut never falls
  *    between the halves of a surrogate pair (half an emoji is an invalid string).
- * A break (1-4) only counts when the piece before it fills at least `minFill` of the limit;
+ * A break (1-4) only counts when the text before it fills at least `minFill` of the limit
+ * (or reaches the end of what fits, when a wide code point leaves that share out of reach);
  * otherwise the next, finer kind is tried. Without that, one early blank line would make a
  * tiny piece, and every extra message costs a send (about 6 s of pair rate on WhatsApp).
  * No-break spaces (U+00A0, U+2007, U+202F, U+FEFF) are not breaks: they forbid a line
