@@ -1,4 +1,5 @@
 import { splitForChannel, TWILIO_MAX_CHARS, WHATSAPP_MAX_CHARS } from '../../lib/core/chunking';
+import { richText } from '../support/random-text';
 
 /** Everything but white space, to check that nothing was lost or repeated. */
 const ink = (s: string): string => s.replace(/\s+/g, '');
@@ -126,5 +127,49 @@ describe('splitForChannel', () => {
   it('rejects a limit too small for a surrogate pair', () => {
     expect(() => splitForChannel('abc', 1)).toThrow(RangeError);
     expect(() => splitForChannel('abc', 2.5)).toThrow(RangeError);
+  });
+
+  it('does not break at a no-break space (a number or French punctuation stays whole)', () => {
+    const text = `${'a'.repeat(90)} 10\u00a0000 km, oui\u202f!`;
+    expect(splitForChannel(text, 96)).toEqual(['a'.repeat(90), '10\u00a0000 km, oui\u202f!']);
+  });
+
+  it('keeps a skin-tone emoji whole when the modifier starts right at the limit', () => {
+    const text = `${'x'.repeat(98)}👍🏽${'y'.repeat(50)}`;
+    expect(splitForChannel(text, 100)).toEqual(['x'.repeat(98), `👍🏽${'y'.repeat(50)}`]);
+  });
+});
+
+/** The positions of `parts` in `body`, checking that only white space lies between them. */
+function positions(body: string, parts: string[]): [number, number][] | undefined {
+  const out: [number, number][] = [];
+  let at = 0;
+  for (const part of parts) {
+    const start = at + (/^\s*/.exec(body.slice(at))?.[0].length ?? 0);
+    if (!body.startsWith(part, start)) return undefined;
+    out.push([start, start + part.length]);
+    at = start + part.length;
+  }
+  return /^\s*$/.test(body.slice(at)) ? out : undefined;
+}
+
+describe('splitForChannel: property tests', () => {
+  const isHigh = (unit: number): boolean => unit >= 0xd800 && unit <= 0xdbff;
+  const isLow = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff;
+  const splitsPair = (s: string, at: number): boolean => at > 0 && at < s.length && isHigh(s.charCodeAt(at - 1)) && isLow(s.charCodeAt(at));
+
+  it.each([2, 3, 5, 16, 70, 160, TWILIO_MAX_CHARS, WHATSAPP_MAX_CHARS])('rich text, limit %i: trimmed parts within the limit, only white space dropped, no pair split, deterministic', (max) => {
+    // Arrange: emoji, flags, ZWJ, combining marks, CJK, every ender and closer, odd spaces.
+    const text = `  \n${richText(max < 100 ? 1500 : 8000, max)}\n `;
+    // Act
+    const parts = splitForChannel(text, max);
+    // Assert
+    const problems = parts.filter((p) => p.length === 0 || p.length > max || p !== p.trim());
+    expect(problems).toEqual([]);
+    const body = text.trim();
+    const at = positions(body, parts);
+    expect(at).toBeDefined();
+    expect((at ?? []).filter(([start, end]) => splitsPair(body, start) || splitsPair(body, end))).toEqual([]);
+    expect(splitForChannel(text, max)).toEqual(parts);
   });
 });

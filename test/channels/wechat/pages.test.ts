@@ -1,38 +1,5 @@
 import { MIN_PAGE_BYTES, takePage, utf8Length } from '../../../lib/channels/wechat/pages';
-
-/** Deterministic PRNG (mulberry32) so the property tests are reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * `count` code points of Chinese mixed with emoji (surrogate pairs, some ZWJ/skin-tone
- * sequences), ASCII words, spaces, Latin and CJK punctuation and line breaks.
- */
-function mixedText(count: number, seed: number): string {
-  const rnd = mulberry32(seed);
-  const pick = (items: readonly string[]): string => items[Math.floor(rnd() * items.length)] ?? '';
-  const out: string[] = [];
-  for (let n = 0; n < count; n++) {
-    const r = rnd();
-    if (r < 0.5) out.push(String.fromCodePoint(0x4e00 + Math.floor(rnd() * 0x5000)));
-    else if (r < 0.62) out.push(String.fromCodePoint(0x1f300 + Math.floor(rnd() * 0x300)));
-    else if (r < 0.64) out.push(pick(['👨‍👩‍👧', '👍🏽', '🇨🇳', 'é', '❤️']));
-    else if (r < 0.85) out.push(String.fromCharCode(0x61 + Math.floor(rnd() * 26)));
-    else if (r < 0.9) out.push(' ');
-    else if (r < 0.95) out.push(pick(['。', '！', '？', '，', '. ', '! ', '? ', '”', ')']));
-    else if (r < 0.98) out.push('\n');
-    else out.push(pick(['\n\n', 'ü', 'ß', '\t', '\u3000']));
-  }
-  return out.join('');
-}
+import { mixedText, richText } from '../../support/random-text';
 
 /**
  * Pages the whole text and checks the per-page invariants on the way (collected into
@@ -175,6 +142,14 @@ describe('takePage: preferred breaks', () => {
     expect(page).toBe(`${'你'.repeat(20)}。`);
   });
 
+  it('does not leave a closer or a second ender for the next page when it does not fit', () => {
+    // 20 + 。 = 63 bytes; 4 more + ！ = 78; the closer or the second ！ would end at 81.
+    for (const tail of ['！”', '！！']) {
+      const text = `${'你'.repeat(20)}。${'你'.repeat(4)}${tail}${'好'.repeat(20)}`;
+      expect(takePage(text, 0, 80, { final: true }).page).toBe(`${'你'.repeat(20)}。`);
+    }
+  });
+
   it('keeps a closing quote with its sentence', () => {
     const text = `${'你'.repeat(20)}！”${'好'.repeat(20)}`;
     expect(takePage(text, 0, 90, { final: true }).page).toBe(`${'你'.repeat(20)}！”`);
@@ -248,8 +223,10 @@ describe('takePage: property tests', () => {
     }
   });
 
-  it('gives the same pages whether the text was complete or still streaming', () => {
-    const text = mixedText(5000, 9);
+  it.each([
+    ['mixed', mixedText(5000, 9)],
+    ['rich', richText(8000, 10)],
+  ])('gives the same pages whether the %s text was complete or still streaming', (_kind, text) => {
     const streamed: string[] = [];
     let at = 0;
     // Simulate streaming: the text grows in chunks; a page is taken only when the
