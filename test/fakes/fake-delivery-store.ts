@@ -70,8 +70,12 @@ export class FakeDeliveryStore implements DeliveryStore {
     return rec ? copy(rec) : undefined;
   }
 
+  /** How many times a poll peeked (each is a billed read in DynamoDB). */
+  peeks = 0;
+
   /** Reads are consistent in memory: a peek is a get. */
   async peek(k: MessageKey): Promise<MessageRecord | undefined> {
+    this.peeks += 1;
     return this.get(k);
   }
 

@@ -89,6 +89,28 @@ describe('respondPassive', () => {
     expect(store.writes).toEqual([]);
   });
 
+  it('polls at pollMs for the first 2 s of its wait, then at 4 × pollMs (fewer reads while the user waits longer)', async () => {
+    // Arrange: a first delivery with nothing ready; the wait is 4.5 s (WECHAT_REPLY_WAIT_MS).
+    const { store, clock, deps } = setup();
+    const req = deliver(store, clock, 'm1');
+    // Act
+    await respondPassive(deps, req);
+    // Assert: 20 polls 100 ms apart in the first 2 s, then 400 ms apart until 4.5 s: 7 more.
+    expect(store.peeks).toBe(20 + 7);
+  });
+
+  it('shows an answer that finishes after 2 s at the next slower poll', async () => {
+    // Arrange
+    const { store, clock, deps } = setup();
+    const req = deliver(store, clock, 'm1');
+    clock.at(T0 + 2_050, () => store.answer('m1', { status: 'done', answer: 'Late answer.' }));
+    // Act
+    const reply = await respondPassive(deps, req);
+    // Assert: seen by the poll at 2.4 s (2.0 s + 400 ms), not at 2.1 s.
+    expect(reply).toEqual({ kind: 'text', content: 'Late answer.' });
+    expect(clock.nowMs()).toBe(T0 + 2_400);
+  });
+
   it('gives the last delivery what has streamed so far, with the "reply 1" note', async () => {
     // Arrange: third delivery; 40 characters written, more to come.
     const { store, clock, deps } = setup();
