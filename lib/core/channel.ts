@@ -8,7 +8,11 @@ import type { Clock, Job, Log } from '../types';
 
 /** Media fetched from the channel for an image or audio input. */
 export interface Media {
-  bytes: Uint8Array;
+  /**
+   * The bytes, held once (outside the JavaScript heap) from download to upload: the
+   * transcription upload and the image request read this `Blob` again on a retry.
+   */
+  data: Blob;
   mimeType: string;
   /** File name with an extension the transcription API accepts. */
   filename: string;

@@ -1,0 +1,110 @@
+/**
+ * Images sent inline (`data:` URLs) in an OpenAI-compatible chat request without building the
+ * base64 text in memory.
+ *
+ * Chat Completions takes an image as an `image_url` content part whose URL may be
+ * `data:<type>;base64,<bytes>` (https://platform.openai.com/docs/guides/images-vision). The
+ * SDK serialises the request with `JSON.stringify`, so a 25 MB image would be held as bytes,
+ * as a 33 MB base64 string, inside a 33 MB JSON string and as a 33 MB encoded body at once,
+ * about 125 MB at the peak: more than the worker's whole memory. Instead the message carries
+ * a short placeholder where the base64 text goes, and the `fetch` handed to the SDK sends a
+ * body whose placeholders are replaced by the image's base64 text, encoded slice by slice as
+ * the request streams out, with the exact `Content-Length`. The image stays one `Blob`; a
+ * retry builds the body again from it.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+
+/** Bytes encoded at a time: a multiple of 3, so slices encode to base64 without padding between them. */
+const SLICE_BYTES = 3 * 64 * 1024;
+
+/** Placeholders for the images of one request, and the `fetch` that expands them. */
+export interface InlineImages {
+  /** The `data:` URL to put in the message for this image (a placeholder until sent). */
+  urlFor(data: Blob, mimeType: string): string;
+  /** Sends string bodies with placeholders as a stream of the expanded text; anything else as is. */
+  readonly fetch: typeof fetch;
+}
+
+type Segment = { text: Uint8Array } | { blob: Blob };
+
+const base64Length = (bytes: number): number => 4 * Math.ceil(bytes / 3);
+
+/** Streams `segments`: text as it is, blobs base64-encoded slice by slice. */
+function bodyStream(segments: readonly Segment[]): ReadableStream<Uint8Array> {
+  const pieces = segments[Symbol.iterator]();
+  let current: { blob: Blob; offset: number } | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      for (;;) {
+        if (current) {
+          const { blob, offset } = current;
+          if (offset < blob.size) {
+            const slice = Buffer.from(await blob.slice(offset, offset + SLICE_BYTES).arrayBuffer());
+            current.offset += SLICE_BYTES;
+            controller.enqueue(Buffer.from(slice.toString('base64'), 'latin1'));
+            return;
+          }
+          current = undefined;
+        }
+        const next = pieces.next();
+        if (next.done) {
+          controller.close();
+          return;
+        }
+        if ('text' in next.value) {
+          if (next.value.text.byteLength === 0) continue;
+          controller.enqueue(next.value.text);
+          return;
+        }
+        current = { blob: next.value.blob, offset: 0 };
+      }
+    },
+  });
+}
+
+/**
+ * Creates the placeholders of one request. `inner` is the real `fetch` (the call guard's);
+ * placeholders carry a random nonce, so text from the user can never be taken for one.
+ */
+export function createInlineImages(inner: typeof fetch): InlineImages {
+  const nonce = randomUUID().replaceAll('-', '');
+  const images: Blob[] = [];
+  // Letters and digits only: JSON.stringify leaves it as it is.
+  const pattern = new RegExp(`inline${nonce}n(\\d+)x`, 'g');
+
+  function split(body: string): Segment[] | undefined {
+    const encoder = new TextEncoder();
+    const segments: Segment[] = [];
+    let last = 0;
+    for (const match of body.matchAll(pattern)) {
+      const blob = images[Number(match[1])];
+      if (!blob) continue;
+      segments.push({ text: encoder.encode(body.slice(last, match.index)) }, { blob });
+      last = match.index + match[0].length;
+    }
+    if (segments.length === 0) return undefined;
+    segments.push({ text: encoder.encode(body.slice(last)) });
+    return segments;
+  }
+
+  const expandingFetch: typeof fetch = (input, init) => {
+    const body = init?.body;
+    const segments = typeof body === 'string' && images.length > 0 ? split(body) : undefined;
+    if (!segments) return inner(input, init);
+    const length = segments.reduce((sum, s) => sum + ('text' in s ? s.text.byteLength : base64Length(s.blob.size)), 0);
+    const headers = new Headers(init?.headers);
+    headers.set('content-length', String(length));
+    // A stream body needs `duplex: 'half'` (https://fetch.spec.whatwg.org/#dom-requestinit-duplex).
+    return inner(input, { ...init, headers, body: bodyStream(segments), duplex: 'half' });
+  };
+
+  return {
+    urlFor(data, mimeType) {
+      images.push(data);
+      return `data:${mimeType};base64,inline${nonce}n${images.length - 1}x`;
+    },
+    fetch: expandingFetch,
+  };
+}
