@@ -1,14 +1,14 @@
 /**
- * Reads a media download into one `Blob` with a byte cap, without ever holding the bytes twice.
+ * Reads a media download into one buffer with a byte cap, without holding the bytes twice.
  *
  * The worker's memory size (and so its cost, billed per MB while it waits on the LLM) is set
  * by its largest media: a 25 MB voice note. `Response.arrayBuffer()` keeps every network
- * chunk and then copies them into one buffer (twice the size at the peak), and a `File` built
- * from that buffer for the transcription upload copies it once more. Here each chunk is
- * moved into a small `Blob` as it arrives (the chunk is then garbage) and the parts are joined
- * into one `Blob` by reference (Node does not copy the parts of a `Blob` made of `Blob`s), so
- * the bytes exist once, outside the JavaScript heap, from download to upload; a `File` made
- * from that `Blob` for the multipart upload is again a reference, and a retry re-reads it.
+ * chunk and then joins them into one buffer (twice the size at the peak). Here, when the
+ * response says its `Content-Length` (Meta, Twilio and WeChat do), the buffer is allocated
+ * once at that size and each chunk is copied into it as it arrives; without one, the chunks
+ * are kept and joined once at the end. Either way the download stops as soon as the body
+ * runs past the cap. The bytes are then handed on as views (`subarray`), never copied again:
+ * see `transcribe` in lib/llm/openai.ts and lib/llm/inline-images.ts.
  *
  * @module
  */
@@ -26,27 +26,27 @@ export class MediaTooLargeError extends Error {
   }
 }
 
-/** Chunks gathered before they are moved into one part (fewer, larger parts; no large copies). */
-const PART_BYTES = 1024 * 1024;
-
 /**
- * Reads `res`'s body into a `Blob` of type `type`, refusing more than `maxBytes`: a
- * `Content-Length` over the cap fails before any byte is read, and a body that runs past the
- * cap (no or a false `Content-Length`) is cancelled as soon as it does, so a huge or endless
- * body costs at most `maxBytes` of memory.
- * @throws MediaTooLargeError over the cap; the stream's own error when the download fails midway.
+ * Reads `res`'s body, refusing more than `maxBytes`: a `Content-Length` over the cap fails
+ * before any byte is read, and a body that runs past the cap or past its own `Content-Length`
+ * is cancelled as soon as it does, so a huge or endless body costs at most `maxBytes`.
+ * @throws MediaTooLargeError over the cap; the stream's own error when the download fails
+ *   midway (the connection dropped, the timeout fired).
  */
-export async function readBodyCapped(res: Response, maxBytes: number, type = ''): Promise<Blob> {
-  const declared = Number(res.headers.get('content-length') ?? '');
-  if (Number.isFinite(declared) && declared > maxBytes) {
+export async function readBodyCapped(res: Response, maxBytes: number): Promise<Uint8Array> {
+  const header = res.headers.get('content-length');
+  const declared = header === null || header.trim() === '' ? Number.NaN : Number(header);
+  // A compressed body's Content-Length counts the compressed bytes; fetch hands over decoded ones.
+  const encoded = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase() !== 'identity';
+  if (declared > maxBytes) {
     await res.body?.cancel().catch(() => undefined);
     throw new MediaTooLargeError(declared, maxBytes);
   }
-  if (!res.body) return new Blob([], { type });
+  if (!res.body) return new Uint8Array(0);
   const reader = res.body.getReader();
-  const parts: Blob[] = [];
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
+  // One allocation of the announced size; chunks only when the size is unknown.
+  const sized = !encoded && Number.isSafeInteger(declared) && declared >= 0 ? new Uint8Array(declared) : undefined;
+  const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
@@ -57,24 +57,32 @@ export async function readBodyCapped(res: Response, maxBytes: number, type = '')
       await reader.cancel().catch(() => undefined);
       throw new TypeError('response body chunk is not bytes');
     }
-    total += chunk.byteLength;
-    if (total > maxBytes) {
+    if (total + chunk.byteLength > maxBytes) {
       await reader.cancel().catch(() => undefined);
-      throw new MediaTooLargeError(total, maxBytes);
+      throw new MediaTooLargeError(total + chunk.byteLength, maxBytes);
     }
-    pending.push(chunk);
-    pendingBytes += chunk.byteLength;
-    if (pendingBytes >= PART_BYTES) {
-      parts.push(new Blob(pending));
-      pending = [];
-      pendingBytes = 0;
+    if (sized) {
+      if (total + chunk.byteLength > sized.byteLength) {
+        await reader.cancel().catch(() => undefined);
+        throw new TypeError(`the body is longer than its Content-Length of ${sized.byteLength} bytes`);
+      }
+      sized.set(chunk, total);
+    } else {
+      chunks.push(chunk);
     }
+    total += chunk.byteLength;
   }
-  if (pending.length > 0) parts.push(new Blob(pending));
-  return new Blob(parts, { type });
-}
-
-/** The first `n` bytes of `blob` (for magic-byte sniffing), without reading the rest. */
-export async function headBytes(blob: Blob, n: number): Promise<Uint8Array> {
-  return new Uint8Array(await blob.slice(0, n).arrayBuffer());
+  if (sized) {
+    // A shorter body than announced is a broken download, not a smaller file.
+    if (total !== sized.byteLength) throw new TypeError(`the body ended after ${total} of its ${sized.byteLength} bytes`);
+    return sized;
+  }
+  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return joined;
 }

@@ -8,11 +8,7 @@ import type { Clock, Job, Log } from '../types';
 
 /** Media fetched from the channel for an image or audio input. */
 export interface Media {
-  /**
-   * The bytes, held once (outside the JavaScript heap) from download to upload: the
-   * transcription upload and the image request read this `Blob` again on a retry.
-   */
-  data: Blob;
+  bytes: Uint8Array;
   mimeType: string;
   /** File name with an extension the transcription API accepts. */
   filename: string;

@@ -105,13 +105,13 @@ async function prepareInput(deps: TurnDeps, job: Job, opts: TurnOptions): Promis
       const media = await adapter.fetchMedia(job, input.mediaRef, input.mimeType);
       const text = input.caption.trim() || 'What is in this image?';
       // The bytes go to the backend as they are; it encodes them while sending (no base64 copy here).
-      return { kind: 'ask', text, images: [{ data: media.data, mimeType: media.mimeType }], remember: true };
+      return { kind: 'ask', text, images: [{ bytes: media.bytes, mimeType: media.mimeType }], remember: true };
     }
     case 'audio': {
       const adapter = deps.channels[job.channel];
       if (!deps.llm.transcribe || !adapter?.fetchMedia) return { kind: 'fixed', text: NO_TRANSCRIPTION_TEXT };
       const media = await adapter.fetchMedia(job, input.mediaRef, input.mimeType);
-      const text = (await deps.llm.transcribe(media.data, media.filename, media.mimeType, budgetOf(deps, opts))).trim();
+      const text = (await deps.llm.transcribe(media.bytes, media.filename, media.mimeType, budgetOf(deps, opts))).trim();
       if (text === '') return { kind: 'fixed', text: 'Sorry, I could not hear anything in that voice message.' };
       return { kind: 'ask', text, images: [], remember: true };
     }

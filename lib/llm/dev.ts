@@ -80,8 +80,8 @@ export function createDevBackend(opts: DevBackendOptions): LlmBackend {
   }
 
   /** Offline stand-in for speech-to-text, so voice channels can be demoed without a key. */
-  async function transcribe(audio: Blob, filename: string, mimeType: string): Promise<string> {
-    return `(voice message ${filename}, ${mimeType}, ${audio.size} bytes — no transcription service configured)`;
+  async function transcribe(audio: Uint8Array, filename: string, mimeType: string): Promise<string> {
+    return `(voice message ${filename}, ${mimeType}, ${audio.byteLength} bytes — no transcription service configured)`;
   }
 
   return { name: 'dev', capabilities: { keepsHistory: false, acceptsImages: false }, stream, transcribe };

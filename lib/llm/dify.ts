@@ -127,8 +127,7 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
         files.push({ type: 'image', transfer_method: 'remote_url', url: image.url });
         continue;
       }
-      // Downloaded bytes go up as they are (the Blob is sent, not copied).
-      const decoded = 'data' in image ? image : decodeDataUrl(image.url);
+      const decoded = 'bytes' in image ? { data: new Blob([image.bytes], { type: image.mimeType }), mimeType: image.mimeType } : decodeDataUrl(image.url);
       if (!decoded) continue;
       const form = new FormData();
       form.append('file', decoded.data, `image-${index}.${extensionOf(decoded.mimeType)}`);

@@ -9,41 +9,41 @@
  * about 125 MB at the peak: more than the worker's whole memory. Instead the message carries
  * a short placeholder where the base64 text goes, and the `fetch` handed to the SDK sends a
  * body whose placeholders are replaced by the image's base64 text, encoded slice by slice as
- * the request streams out, with the exact `Content-Length`. The image stays one `Blob`; a
- * retry builds the body again from it.
+ * the request streams out, with the exact `Content-Length`. The image stays the one buffer it
+ * was downloaded into; a retry builds the body again from it.
  *
  * @module
  */
 import { randomUUID } from 'node:crypto';
 
 /** Bytes encoded at a time: a multiple of 3, so slices encode to base64 without padding between them. */
-const SLICE_BYTES = 3 * 64 * 1024;
+const SLICE_BYTES = 3 * 16 * 1024;
 
 /** Placeholders for the images of one request, and the `fetch` that expands them. */
 export interface InlineImages {
-  /** The `data:` URL to put in the message for this image (a placeholder until sent). */
-  urlFor(data: Blob, mimeType: string): string;
+  /** The `data:` URL to put in the message for these bytes (a placeholder until sent). */
+  urlFor(bytes: Uint8Array, mimeType: string): string;
   /** Sends string bodies with placeholders as a stream of the expanded text; anything else as is. */
   readonly fetch: typeof fetch;
 }
 
-type Segment = { text: Uint8Array } | { blob: Blob };
+type Segment = { text: Uint8Array } | { image: Uint8Array };
 
 const base64Length = (bytes: number): number => 4 * Math.ceil(bytes / 3);
 
-/** Streams `segments`: text as it is, blobs base64-encoded slice by slice. */
+/** Streams `segments`: text as it is, images base64-encoded slice by slice. */
 function bodyStream(segments: readonly Segment[]): ReadableStream<Uint8Array> {
   const pieces = segments[Symbol.iterator]();
-  let current: { blob: Blob; offset: number } | undefined;
+  let current: { image: Uint8Array; offset: number } | undefined;
   return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+    pull(controller) {
       for (;;) {
         if (current) {
-          const { blob, offset } = current;
-          if (offset < blob.size) {
-            const slice = Buffer.from(await blob.slice(offset, offset + SLICE_BYTES).arrayBuffer());
+          const { image, offset } = current;
+          if (offset < image.byteLength) {
+            const slice = image.subarray(offset, offset + SLICE_BYTES);
             current.offset += SLICE_BYTES;
-            controller.enqueue(Buffer.from(slice.toString('base64'), 'latin1'));
+            controller.enqueue(Buffer.from(Buffer.from(slice.buffer, slice.byteOffset, slice.byteLength).toString('base64'), 'latin1'));
             return;
           }
           current = undefined;
@@ -58,7 +58,7 @@ function bodyStream(segments: readonly Segment[]): ReadableStream<Uint8Array> {
           controller.enqueue(next.value.text);
           return;
         }
-        current = { blob: next.value.blob, offset: 0 };
+        current = { image: next.value.image, offset: 0 };
       }
     },
   });
@@ -70,7 +70,7 @@ function bodyStream(segments: readonly Segment[]): ReadableStream<Uint8Array> {
  */
 export function createInlineImages(inner: typeof fetch): InlineImages {
   const nonce = randomUUID().replaceAll('-', '');
-  const images: Blob[] = [];
+  const images: Uint8Array[] = [];
   // Letters and digits only: JSON.stringify leaves it as it is.
   const pattern = new RegExp(`inline${nonce}n(\\d+)x`, 'g');
 
@@ -79,9 +79,9 @@ export function createInlineImages(inner: typeof fetch): InlineImages {
     const segments: Segment[] = [];
     let last = 0;
     for (const match of body.matchAll(pattern)) {
-      const blob = images[Number(match[1])];
-      if (!blob) continue;
-      segments.push({ text: encoder.encode(body.slice(last, match.index)) }, { blob });
+      const image = images[Number(match[1])];
+      if (!image) continue;
+      segments.push({ text: encoder.encode(body.slice(last, match.index)) }, { image });
       last = match.index + match[0].length;
     }
     if (segments.length === 0) return undefined;
@@ -93,7 +93,7 @@ export function createInlineImages(inner: typeof fetch): InlineImages {
     const body = init?.body;
     const segments = typeof body === 'string' && images.length > 0 ? split(body) : undefined;
     if (!segments) return inner(input, init);
-    const length = segments.reduce((sum, s) => sum + ('text' in s ? s.text.byteLength : base64Length(s.blob.size)), 0);
+    const length = segments.reduce((sum, s) => sum + ('text' in s ? s.text.byteLength : base64Length(s.image.byteLength)), 0);
     const headers = new Headers(init?.headers);
     headers.set('content-length', String(length));
     // A stream body needs `duplex: 'half'` (https://fetch.spec.whatwg.org/#dom-requestinit-duplex).
@@ -101,8 +101,8 @@ export function createInlineImages(inner: typeof fetch): InlineImages {
   };
 
   return {
-    urlFor(data, mimeType) {
-      images.push(data);
+    urlFor(bytes, mimeType) {
+      images.push(bytes);
       return `data:${mimeType};base64,inline${nonce}n${images.length - 1}x`;
     },
     fetch: expandingFetch,

@@ -15,12 +15,12 @@ export interface ChatTurn {
 
 /**
  * An image handed to a vision-capable model: a URL (`https:` the model can fetch, or a
- * `data:` URL), or bytes we downloaded with a channel's token. Bytes stay a `Blob` until the
- * request is sent: the OpenAI backend streams them base64-encoded into the request body and
- * Dify uploads them as they are, so a large image is never held as a base64 string, a JSON
+ * `data:` URL), or bytes we downloaded with a channel's token. Bytes stay bytes until the
+ * request is sent: the OpenAI backend encodes them to base64 slice by slice into the request
+ * body (lib/llm/inline-images.ts), so a large image is never held as a base64 string, a JSON
  * string and an encoded request body at once.
  */
-export type ImageInput = { url: string } | { data: Blob; mimeType: string };
+export type ImageInput = { url: string } | { bytes: Uint8Array; mimeType: string };
 
 /** Everything a backend needs for one answer. */
 export interface LlmRequest {
@@ -87,11 +87,11 @@ export interface LlmBackend {
   forgetConversation?(userId: string, conversationId: string): Promise<void>;
   /**
    * Transcribes audio (bytes + filename with a supported extension); undefined when not supported.
-   * The `Blob` is read again for each attempt, so a retry sends the same bytes.
+   * Each attempt streams the same bytes again (nothing is copied), so a retry sends them whole.
    * `budgetMs` bounds the whole call like {@link LlmRequest.budgetMs}; a cut throws an
    * `LlmCallError` with code `idle_timeout` or `deadline`.
    */
-  transcribe?(audio: Blob, filename: string, mimeType: string, budgetMs?: number): Promise<string>;
+  transcribe?(audio: Uint8Array, filename: string, mimeType: string, budgetMs?: number): Promise<string>;
 }
 
 /** What an {@link LlmBackend} can do. */

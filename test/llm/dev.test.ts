@@ -98,7 +98,7 @@ describe('dev backend', () => {
   it('offers an offline stand-in transcription', async () => {
     const llm = createDevBackend({ chunkDelayMs: 0, sleep: async () => undefined });
 
-    const text = await llm.transcribe?.(new Blob([new Uint8Array(10)]), 'voice.amr', 'audio/amr');
+    const text = await llm.transcribe?.(new Uint8Array(10), 'voice.amr', 'audio/amr');
 
     expect(text).toContain('10 bytes');
   });

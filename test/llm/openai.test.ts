@@ -365,7 +365,7 @@ describe('OpenAI backend: transcription', () => {
     const { llm } = backend({ transcriptionModel: 'gpt-4o-mini-transcribe' });
     const audio = new Uint8Array([0x4f, 0x67, 0x67, 0x53, 0, 2, 0, 0]);
 
-    const text = await llm.transcribe?.(new Blob([audio]), 'voice.ogg', 'audio/ogg');
+    const text = await llm.transcribe?.(audio, 'voice.ogg', 'audio/ogg');
 
     expect(text).toBe('你好，今天天气怎么样？');
     expect(fake.transcriptionCalls).toBe(1);
@@ -377,7 +377,7 @@ describe('OpenAI backend: transcription', () => {
     fake.transcriptionScript.push({ status: 429, headers: { 'retry-after': '1' }, body: { error: { message: 'slow down', type: 'requests', param: null, code: 'rate_limit_exceeded' } } });
     const { llm, waits } = backend();
 
-    const text = await llm.transcribe?.(new Blob([new Uint8Array([1, 2, 3])]), 'a.mp3', 'audio/mpeg');
+    const text = await llm.transcribe?.(new Uint8Array([1, 2, 3]), 'a.mp3', 'audio/mpeg');
 
     expect(text).toBe('fake transcription');
     expect(waits).toEqual([1000]);
@@ -387,7 +387,7 @@ describe('OpenAI backend: transcription', () => {
     fake.transcriptionScript.push({ status: 400, body: { error: { message: 'Invalid file format.', type: 'invalid_request_error', param: null, code: null } } });
     const { llm } = backend();
 
-    await expect(llm.transcribe?.(new Blob([new Uint8Array([1])]), 'a.amr', 'audio/amr')).rejects.toMatchObject({
+    await expect(llm.transcribe?.(new Uint8Array([1]), 'a.amr', 'audio/amr')).rejects.toMatchObject({
       name: 'LlmCallError',
       retryable: false,
       userMessage: APOLOGY.rejected,
@@ -510,7 +510,7 @@ describe('OpenAI backend: time limits and answer cap', () => {
     fake.latencyMs = 60_000;
     const { llm, waits } = backend({}, { idleTimeoutMs: 200 });
 
-    const failure = await llm.transcribe?.(new Blob([new Uint8Array([1, 2, 3])]), 'voice.ogg', 'audio/ogg').catch((err: unknown) => err);
+    const failure = await llm.transcribe?.(new Uint8Array([1, 2, 3]), 'voice.ogg', 'audio/ogg').catch((err: unknown) => err);
 
     expect(failure).toBeInstanceOf(LlmCallError);
     expect(failure).toMatchObject({ code: 'idle_timeout', retryable: false });

@@ -137,7 +137,7 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
       try {
         const media = await rest.fetchMedia(mediaRef, MAX_MEDIA_BYTES);
         const type = baseMimeType(media.contentType) || mimeType;
-        return { data: media.data, mimeType: type, filename: `media.${fileExtension(type)}` };
+        return { bytes: media.bytes, mimeType: type, filename: `media.${fileExtension(type)}` };
       } catch (err) {
         if (err instanceof TwilioApiError) throw new DeliveryError(err.message, err.code, err.retryable);
         throw err;

@@ -116,7 +116,7 @@ export class TwilioRest {
    * require HTTP Basic auth); `fetch` drops them on the cross-origin redirect to storage.
    * @throws TwilioApiError when the download fails or is too large.
    */
-  async fetchMedia(url: string, maxBytes: number): Promise<{ data: Blob; contentType: string }> {
+  async fetchMedia(url: string, maxBytes: number): Promise<{ bytes: Uint8Array; contentType: string }> {
     const sameHost = new URL(url).origin === new URL(this.cfg.apiBase).origin;
     let res: Response;
     try {
@@ -131,7 +131,7 @@ export class TwilioRest {
     if (!res.ok) throw new TwilioApiError(`media download failed: HTTP ${res.status}`, `http_${res.status}`, res.status, retryableStatus(res.status));
     const contentType = res.headers.get('content-type') ?? '';
     try {
-      return { data: await readBodyCapped(res, maxBytes), contentType };
+      return { bytes: await readBodyCapped(res, maxBytes), contentType };
     } catch (err) {
       if (err instanceof MediaTooLargeError) throw new TwilioApiError(`media of ${err.bytes} bytes is too large`, 'media_too_large', res.status, false);
       // The connection dropped or timed out midway: a new attempt may succeed.

@@ -16,7 +16,7 @@
  * Neither the AppSecret nor the access token ever appears in an error message or log.
  */
 import { silentLog, type Log } from '../../types';
-import { headBytes, MediaTooLargeError, readBodyCapped } from '../download';
+import { MediaTooLargeError, readBodyCapped } from '../download';
 import { describeFetchFailure, redact } from './fetch';
 import type { AccessTokenSource } from './token';
 
@@ -90,8 +90,7 @@ export function apiErrorFor(endpoint: WeChatEndpoint, errcode: number, errmsg: s
 
 /** A downloaded media file. */
 export interface WeChatMediaFile {
-  /** The body, read once into a `Blob` (see lib/channels/download.ts). */
-  data: Blob;
+  bytes: Uint8Array;
   /** The response's Content-Type without parameters (e.g. `audio/amr`, `image/jpeg`). */
   contentType: string;
   /** From Content-Disposition, when WeChat names the file (e.g. `MEDIA_ID.jpg`). */
@@ -153,12 +152,12 @@ export function filenameFromDisposition(header: string | null): string | undefin
 const MAX_JSON_BYTES = 64 * 1024;
 
 /** Whether a media response is WeChat's JSON (an error or a video URL) rather than file bytes. */
-function looksLikeJson(contentType: string, head: Uint8Array, size: number): boolean {
+function looksLikeJson(contentType: string, bytes: Uint8Array): boolean {
   if (/json|text\/plain/i.test(contentType)) return true;
   // Some gateways label the error `application/octet-stream`: sniff a leading "{".
   let i = 0;
-  while (i < head.length && i < 16 && (head[i] === 0x20 || head[i] === 0x0a || head[i] === 0x0d || head[i] === 0x09)) i += 1;
-  return head[i] === 0x7b && size < MAX_JSON_BYTES;
+  while (i < bytes.length && i < 16 && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i += 1;
+  return bytes[i] === 0x7b && bytes.length < MAX_JSON_BYTES;
 }
 
 /** WeChat server API client; see the module comment for the error rules. */
@@ -283,9 +282,9 @@ export class WeChatApi {
 
   private async download(token: string, mediaId: string): Promise<WeChatMediaFile> {
     const res = await this.send('media/get', this.url('media/get', token, { media_id: mediaId }), { method: 'GET' }, this.mediaTimeoutMs);
-    let data: Blob;
+    let bytes: Uint8Array;
     try {
-      data = await readBodyCapped(res, this.maxMediaBytes);
+      bytes = await readBodyCapped(res, this.maxMediaBytes);
     } catch (err) {
       if (err instanceof MediaTooLargeError) {
         throw new WeChatApiError(`WeChat media is ${err.bytes} bytes, over the ${this.maxMediaBytes}-byte limit`, 'media/get', undefined, '', false);
@@ -295,14 +294,14 @@ export class WeChatApi {
       throw new WeChatApiError(`WeChat media/get download ${failure.timeout ? 'timed out' : `failed (${failure.reason})`}`, 'media/get', undefined, '', true);
     }
     const contentType = (res.headers.get('content-type') ?? 'application/octet-stream').split(';')[0]?.trim().toLowerCase() ?? '';
-    if (looksLikeJson(contentType, await headBytes(data, 16), data.size)) {
-      const parsed = data.size < MAX_JSON_BYTES ? parseJsonObject(await data.text()) : undefined;
+    if (looksLikeJson(contentType, bytes)) {
+      const parsed = parseJsonObject(new TextDecoder().decode(bytes));
       if (parsed) {
         this.check('media/get', token, parsed);
-        return { data, contentType: 'application/json', filename: undefined };
+        return { bytes, contentType: 'application/json', filename: undefined };
       }
     }
-    if (data.size === 0) throw new WeChatApiError('WeChat media/get answered with an empty body', 'media/get', undefined, '', true);
-    return { data, contentType: contentType || 'application/octet-stream', filename: filenameFromDisposition(res.headers.get('content-disposition')) };
+    if (bytes.length === 0) throw new WeChatApiError('WeChat media/get answered with an empty body', 'media/get', undefined, '', true);
+    return { bytes, contentType: contentType || 'application/octet-stream', filename: filenameFromDisposition(res.headers.get('content-disposition')) };
   }
 }

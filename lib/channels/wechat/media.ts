@@ -9,10 +9,9 @@
  * caller can answer politely ("please type your question"). Remember that a voice
  * message with a non-empty `Recognition` needs no download at all.
  */
-import { AudioDecodeError, amrToWav, MAX_AMR_BYTES } from '../../audio/amr';
+import { AudioDecodeError, amrToWav } from '../../audio/amr';
 import { sniffAudio } from '../../audio/sniff';
 import type { Media } from '../../core/channel';
-import { headBytes } from '../download';
 import { WeChatApiError, type WeChatApi } from './api';
 
 /** The part of {@link WeChatApi} this module uses (tests may pass a stub). */
@@ -25,9 +24,6 @@ const IMAGE_EXTENSIONS: Readonly<Record<string, string>> = {
   'image/webp': 'webp',
   'image/bmp': 'bmp',
 };
-
-/** Bytes the audio and image sniffers look at (sniffAudio looks for Speex in the first 128). */
-const SNIFF_BYTES = 256;
 
 /** Image type from magic bytes (WeChat images are JPEG, but labels are not trusted). */
 function sniffImage(bytes: Uint8Array): string | undefined {
@@ -53,15 +49,12 @@ function notFile(mediaId: string): WeChatApiError {
 export async function fetchWeChatVoice(api: MediaSource, mediaId: string): Promise<Media> {
   const file = await api.getMedia(mediaId);
   if (file.contentType === 'application/json') throw notFile(mediaId);
-  const sniffed = sniffAudio(await headBytes(file.data, SNIFF_BYTES));
+  const sniffed = sniffAudio(file.bytes);
   if (sniffed?.format === 'amr') {
-    // Refused before reading the bytes out of the Blob when too large to be a WeChat voice message.
-    if (file.data.size > MAX_AMR_BYTES) throw new AudioDecodeError(`AMR file of ${file.data.size} bytes is larger than the ${MAX_AMR_BYTES}-byte limit`, 'too_large');
-    const wav = await amrToWav(new Uint8Array(await file.data.arrayBuffer()));
-    return { data: new Blob([wav], { type: 'audio/wav' }), mimeType: 'audio/wav', filename: 'voice.wav' };
+    return { bytes: await amrToWav(file.bytes), mimeType: 'audio/wav', filename: 'voice.wav' };
   }
   if (sniffed?.transcribable) {
-    return { data: file.data, mimeType: sniffed.mimeType, filename: `voice.${sniffed.extension}` };
+    return { bytes: file.bytes, mimeType: sniffed.mimeType, filename: `voice.${sniffed.extension}` };
   }
   if (sniffed?.format === 'amr-wb') throw new AudioDecodeError('AMR-WB (wideband) voice is not supported, only AMR-NB', 'amr_wb');
   const what = sniffed ? sniffed.format : `content type ${file.contentType}`;
@@ -75,9 +68,9 @@ export async function fetchWeChatVoice(api: MediaSource, mediaId: string): Promi
 export async function fetchWeChatImage(api: MediaSource, mediaId: string): Promise<Media> {
   const file = await api.getMedia(mediaId);
   if (file.contentType === 'application/json') throw notFile(mediaId);
-  const mimeType = sniffImage(await headBytes(file.data, SNIFF_BYTES)) ?? (file.contentType.startsWith('image/') ? file.contentType : 'image/jpeg');
+  const mimeType = sniffImage(file.bytes) ?? (file.contentType.startsWith('image/') ? file.contentType : 'image/jpeg');
   const extension = IMAGE_EXTENSIONS[mimeType] ?? 'jpg';
-  return { data: file.data, mimeType, filename: file.filename ?? `image.${extension}` };
+  return { bytes: file.bytes, mimeType, filename: file.filename ?? `image.${extension}` };
 }
 
 /** Downloads media of an `audio` or `image` input (see {@link fetchWeChatVoice} / {@link fetchWeChatImage}). */

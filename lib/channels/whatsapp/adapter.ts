@@ -246,9 +246,9 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
     async fetchMedia(job: Job, mediaRef: string, mimeType: string): Promise<Media> {
       try {
         const info = await graph.mediaInfo(mediaRef);
-        const data = await graph.download(info.url, maxMediaBytes);
+        const bytes = await graph.download(info.url, maxMediaBytes);
         const type = baseMimeType(info.mimeType || mimeType) || baseMimeType(mimeType);
-        return { data, mimeType: type, filename: FILE_NAMES[type] ?? 'media.bin' };
+        return { bytes, mimeType: type, filename: FILE_NAMES[type] ?? 'media.bin' };
       } catch (err) {
         if (!(err instanceof GraphError)) throw err;
         const kind = classifyGraphError(err);

@@ -78,7 +78,7 @@ export interface GraphApi {
   /** Step 1 of a media download: the short-lived URL and type. */
   mediaInfo(mediaId: string): Promise<MediaInfo>;
   /** Step 2: the bytes behind the URL (bearer token required), at most `maxBytes` of them. */
-  download(url: string, maxBytes: number): Promise<Blob>;
+  download(url: string, maxBytes: number): Promise<Uint8Array>;
 }
 
 /** Settings of {@link createGraphClient}. */

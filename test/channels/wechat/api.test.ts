@@ -197,7 +197,7 @@ describe('WeChatApi.getMedia', () => {
     const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4, 5]);
     wx.addMedia('MEDIA_IMG', jpeg, 'image/jpeg');
     const file = await api.getMedia('MEDIA_IMG');
-    expect(Array.from(new Uint8Array(await file.data.arrayBuffer()))).toEqual(Array.from(jpeg));
+    expect(Array.from(file.bytes)).toEqual(Array.from(jpeg));
     expect(file.contentType).toBe('image/jpeg');
     expect(file.filename).toBe('MEDIA_IMG.jpg');
   });

@@ -365,7 +365,7 @@ describe('WhatsApp adapter', () => {
     expect(graph.requests.map((r) => r.headers.authorization)).toEqual(['Bearer tok', 'Bearer tok']);
     expect(media?.filename).toBe('voice.ogg');
     expect(media?.mimeType).toBe('audio/ogg');
-    expect(Buffer.from((await media?.data.arrayBuffer()) ?? new ArrayBuffer(0)).equals(bytes)).toBe(true);
+    expect(Buffer.from(media?.bytes ?? new Uint8Array()).equals(bytes)).toBe(true);
   });
 
   it('reports missing media as a non-retryable failure', async () => {
