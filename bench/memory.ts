@@ -243,30 +243,36 @@ function whatsappCases(graph: FakeGraph, meta: MetaClient): Case[] {
     if (res.status !== 200) throw new Error(`webhook answered ${res.status}: ${res.text}`);
     return () => graph.sentTo(from).some((m) => m.accepted);
   };
-  const voice = (name: string, failUploads: number): Case => ({
+  const voice = (name: string, bytes: number, failUploads: number): Case => ({
     name,
     kind: 'voice',
-    bytes: MAX_MEDIA,
+    bytes,
     failUploads,
     send: () => {
-      const id = `voice-${n}-${failUploads}`;
-      graph.addMedia(id, media(OGG, MAX_MEDIA), 'audio/ogg; codecs=opus');
+      const id = `voice-${n}-${bytes}-${failUploads}`;
+      graph.addMedia(id, media(OGG, bytes), 'audio/ogg; codecs=opus');
       return post(user(), { type: 'audio', audio: { id, mime_type: 'audio/ogg; codecs=opus', voice: true } });
+    },
+  });
+  const image = (name: string, bytes: number): Case => ({
+    name,
+    kind: 'image',
+    bytes,
+    send: () => {
+      const id = `image-${n}-${bytes}`;
+      graph.addMedia(id, media(JPEG, bytes), 'image/jpeg');
+      return post(user(), { type: 'image', image: { id, mime_type: 'image/jpeg', caption: 'What is this?' } });
     },
   });
   return [
     { name: 'whatsapp text (no media)', kind: 'text', bytes: 0, send: () => post(user(), { type: 'text', text: { body: 'Hello' } }) },
-    voice('whatsapp voice 25 MiB', 0),
-    voice('whatsapp voice 25 MiB, first upload 503', 1),
-    {
-      name: 'whatsapp image 25 MiB',
-      kind: 'image',
-      bytes: MAX_MEDIA,
-      send: () => {
-        graph.addMedia('image-1', media(JPEG, MAX_MEDIA), 'image/jpeg');
-        return post(user(), { type: 'image', image: { id: 'image-1', mime_type: 'image/jpeg', caption: 'What is this?' } });
-      },
-    },
+    voice('whatsapp voice 25 MiB', MAX_MEDIA, 0),
+    voice('whatsapp voice 25 MiB, first upload 503', MAX_MEDIA, 1),
+    image('whatsapp image 25 MiB', MAX_MEDIA),
+    // The largest media Meta lets a user send: audio 16 MB, images 5 MB
+    // (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types).
+    voice('whatsapp voice 16 MiB (Meta audio max)', 16 * MiB, 0),
+    image('whatsapp image 5 MiB (Meta image max)', 5 * MiB),
   ];
 }
 

@@ -49,10 +49,10 @@ export async function readBodyCapped(res: Response, maxBytes: number): Promise<U
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
+    const result = await reader.read();
+    if (result.done) break;
     // fetch bodies are byte streams (Node's types say `any`).
-    const chunk: unknown = value;
+    const chunk: unknown = result.value;
     if (!(chunk instanceof Uint8Array)) {
       await reader.cancel().catch(() => undefined);
       throw new TypeError('response body chunk is not bytes');

@@ -22,7 +22,7 @@ const SLICE_BYTES = 3 * 16 * 1024;
 /** Placeholders for the images of one request, and the `fetch` that expands them. */
 export interface InlineImages {
   /** The `data:` URL to put in the message for these bytes (a placeholder until sent). */
-  urlFor(bytes: Uint8Array, mimeType: string): string;
+  readonly urlFor: (bytes: Uint8Array, mimeType: string) => string;
   /** Sends string bodies with placeholders as a stream of the expanded text; anything else as is. */
   readonly fetch: typeof fetch;
 }
@@ -30,6 +30,37 @@ export interface InlineImages {
 type Segment = { text: Uint8Array } | { image: Uint8Array };
 
 const base64Length = (bytes: number): number => 4 * Math.ceil(bytes / 3);
+
+const ALPHABET = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
+const PAD = 0x3d;
+
+/**
+ * Base64 (RFC 4648 §4) of `bytes`, written straight into the chunk that is sent: no string in
+ * between (`toString('base64')` then `Buffer.from` would make two objects per slice to collect).
+ */
+export function encodeBase64(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(base64Length(bytes.byteLength));
+  const at = (i: number): number => bytes[i] ?? 0;
+  const letter = (index: number): number => ALPHABET[index & 0x3f] ?? PAD;
+  let o = 0;
+  let i = 0;
+  for (; i + 2 < bytes.byteLength; i += 3) {
+    const n = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
+    out[o++] = letter(n >> 18);
+    out[o++] = letter(n >> 12);
+    out[o++] = letter(n >> 6);
+    out[o++] = letter(n);
+  }
+  const rest = bytes.byteLength - i;
+  if (rest > 0) {
+    const n = (at(i) << 16) | (rest === 2 ? at(i + 1) << 8 : 0);
+    out[o++] = letter(n >> 18);
+    out[o++] = letter(n >> 12);
+    out[o++] = rest === 2 ? letter(n >> 6) : PAD;
+    out[o++] = PAD;
+  }
+  return out;
+}
 
 /** Streams `segments`: text as it is, images base64-encoded slice by slice. */
 function bodyStream(segments: readonly Segment[]): ReadableStream<Uint8Array> {
@@ -43,7 +74,7 @@ function bodyStream(segments: readonly Segment[]): ReadableStream<Uint8Array> {
           if (offset < image.byteLength) {
             const slice = image.subarray(offset, offset + SLICE_BYTES);
             current.offset += SLICE_BYTES;
-            controller.enqueue(Buffer.from(Buffer.from(slice.buffer, slice.byteOffset, slice.byteLength).toString('base64'), 'latin1'));
+            controller.enqueue(encodeBase64(slice));
             return;
           }
           current = undefined;
@@ -101,7 +132,7 @@ export function createInlineImages(inner: typeof fetch): InlineImages {
   };
 
   return {
-    urlFor(bytes, mimeType) {
+    urlFor: (bytes, mimeType) => {
       images.push(bytes);
       return `data:${mimeType};base64,inline${nonce}n${images.length - 1}x`;
     },
