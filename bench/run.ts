@@ -6,6 +6,7 @@
  *  - WeChat delivery with a fake LLM whose latency is spread over 1-30 s: the share of
  *    messages answered without the user sending "1", and LLM calls per message;
  *  - the real-time load benchmarks of bench/load.ts (`npm run bench -- load` runs only those).
+ * `npm run bench -- memory` runs only the worker's peak-memory benchmark (bench/memory.ts).
  * Not a test: figures depend on the machine. Record them in the README.
  */
 import { build } from 'esbuild';
@@ -31,6 +32,7 @@ import { wechatSignature } from '../lib/channels/wechat/signature';
 import { startLatencyLlm } from './latency-llm';
 import { extraBenches } from './extra';
 import { loadBenches } from './load';
+import { memoryBench } from './memory';
 import { measureSequential, pct } from './stats';
 
 const root = join(__dirname, '..');
@@ -189,6 +191,12 @@ async function main(): Promise<void> {
   // `npm run bench -- load`: only the real-time load benchmarks (bench/load.ts).
   if (process.argv.includes('load')) {
     await loadBenches();
+    return;
+  }
+  // `npm run bench -- memory [--memory MB] [--runs n] [--node path] [--root dir] [--only text]`:
+  // only the worker's peak memory with media (bench/memory.ts).
+  if (process.argv.includes('memory')) {
+    await memoryBench();
     return;
   }
   await bundles();

@@ -27,8 +27,15 @@ const SAMPLES_PER_FRAME = 160;
  */
 const FRAME_BYTES: readonly number[] = [12, 13, 15, 17, 19, 20, 26, 31, 5, 6, 5, 5, 0, 0, 0, 0];
 
-/** Refuse inputs beyond this (WeChat voice is at most 60 s, about 100 KB). */
-export const MAX_AMR_BYTES = 5 * 1024 * 1024;
+/**
+ * Refuse inputs beyond this. WeChat voice is at most 2 MB and 60 s
+ * (https://developers.weixin.qq.com/doc/offiaccount/Asset_Management/New_temporary_materials.html):
+ * 60 s of AMR-NB at its highest rate (12.2 kbit/s, 32-byte frames) is 96 KB, so this allows
+ * well over twice that. It also bounds the decoder's memory: amr-js sizes its output for the
+ * smallest possible frames up front (about 53 bytes of PCM per input byte, 14 MB here),
+ * which at the former 5 MB limit would have been 280 MB, more than the worker has.
+ */
+export const MAX_AMR_BYTES = 256 * 1024;
 
 /** Why AMR decoding failed. */
 export type AudioDecodeErrorCode =

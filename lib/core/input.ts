@@ -103,9 +103,9 @@ async function prepareInput(deps: TurnDeps, job: Job, opts: TurnOptions): Promis
       const vision = deps.llm.capabilities.acceptsImages;
       if (!vision || !adapter?.fetchMedia) return { kind: 'fixed', text: TEXT_ONLY_TEXT };
       const media = await adapter.fetchMedia(job, input.mediaRef, input.mimeType);
-      const url = `data:${media.mimeType};base64,${Buffer.from(media.bytes).toString('base64')}`;
       const text = input.caption.trim() || 'What is in this image?';
-      return { kind: 'ask', text, images: [{ url }], remember: true };
+      // The bytes go to the backend as they are; it encodes them while sending (no base64 copy here).
+      return { kind: 'ask', text, images: [{ bytes: media.bytes, mimeType: media.mimeType }], remember: true };
     }
     case 'audio': {
       const adapter = deps.channels[job.channel];

@@ -93,10 +93,11 @@ function classify(status: number, code: string, message: string): { retryable: b
 }
 
 /** Splits a `data:` URL into bytes and MIME type, or undefined when it is not a base64 data URL. */
-function decodeDataUrl(url: string): { bytes: Uint8Array; mimeType: string } | undefined {
+function decodeDataUrl(url: string): { data: Blob; mimeType: string } | undefined {
   const match = /^data:([^;,]+)?((?:;[^;,]+)*?);base64,(.*)$/s.exec(url);
   if (!match) return undefined;
-  return { bytes: Buffer.from(match[3] ?? '', 'base64'), mimeType: match[1] ?? 'application/octet-stream' };
+  const mimeType = match[1] ?? 'application/octet-stream';
+  return { data: new Blob([Buffer.from(match[3] ?? '', 'base64')], { type: mimeType }), mimeType };
 }
 
 function extensionOf(mimeType: string): string {
@@ -122,14 +123,14 @@ export function createDifyBackend(cfg: DifyConfig, deps: LlmDeps, options: DifyB
   async function prepareFiles(request: LlmRequest, guard: CallGuard): Promise<DifyFile[]> {
     const files: DifyFile[] = [];
     for (const [index, image] of request.images.entries()) {
-      if (/^https?:\/\//i.test(image.url)) {
+      if ('url' in image && /^https?:\/\//i.test(image.url)) {
         files.push({ type: 'image', transfer_method: 'remote_url', url: image.url });
         continue;
       }
-      const decoded = decodeDataUrl(image.url);
+      const decoded = 'bytes' in image ? { data: new Blob([image.bytes], { type: image.mimeType }), mimeType: image.mimeType } : decodeDataUrl(image.url);
       if (!decoded) continue;
       const form = new FormData();
-      form.append('file', new Blob([decoded.bytes], { type: decoded.mimeType }), `image-${index}.${extensionOf(decoded.mimeType)}`);
+      form.append('file', decoded.data, `image-${index}.${extensionOf(decoded.mimeType)}`);
       form.append('user', request.userId);
       const response = await guard.fetch(`${cfg.baseUrl}/files/upload`, {
         method: 'POST',

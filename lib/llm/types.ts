@@ -13,11 +13,14 @@ export interface ChatTurn {
   content: string;
 }
 
-/** An image handed to a vision-capable model. */
-export interface ImageInput {
-  /** `data:` URL or https URL the model can fetch. */
-  url: string;
-}
+/**
+ * An image handed to a vision-capable model: a URL (`https:` the model can fetch, or a
+ * `data:` URL), or bytes we downloaded with a channel's token. Bytes stay bytes until the
+ * request is sent: the OpenAI backend encodes them to base64 slice by slice into the request
+ * body (lib/llm/inline-images.ts), so a large image is never held as a base64 string, a JSON
+ * string and an encoded request body at once.
+ */
+export type ImageInput = { url: string } | { bytes: Uint8Array; mimeType: string };
 
 /** Everything a backend needs for one answer. */
 export interface LlmRequest {
@@ -84,6 +87,7 @@ export interface LlmBackend {
   forgetConversation?(userId: string, conversationId: string): Promise<void>;
   /**
    * Transcribes audio (bytes + filename with a supported extension); undefined when not supported.
+   * Each attempt streams the same bytes again (nothing is copied), so a retry sends them whole.
    * `budgetMs` bounds the whole call like {@link LlmRequest.budgetMs}; a cut throws an
    * `LlmCallError` with code `idle_timeout` or `deadline`.
    */

@@ -22,7 +22,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { sampleStatusWebhook, signedHeaders } from '../samples/whatsapp';
-import { closeServer, isRecord, listenLocal, pathOf, readBody, serveWith } from './fake-http';
+import { closeServer, isRecord, listenLocal, pathOf, readBody, sendMedia, serveWith } from './fake-http';
 
 /** A Graph error to answer with. */
 export interface GraphFault {
@@ -89,6 +89,8 @@ interface FaultRule {
 interface MediaItem {
   bytes: Buffer;
   mimeType: string;
+  /** Served without Content-Length, in chunks. */
+  chunked: boolean;
 }
 
 /** Options of {@link startFakeGraph}. */
@@ -198,9 +200,9 @@ export class FakeGraph {
     return this;
   }
 
-  /** Registers media the gateway may download. */
-  addMedia(id: string, bytes: Uint8Array, mimeType: string): void {
-    this.media.set(id, { bytes: Buffer.from(bytes), mimeType });
+  /** Registers media the gateway may download; `chunked` serves it without Content-Length. */
+  addMedia(id: string, bytes: Uint8Array, mimeType: string, opts: { chunked?: boolean } = {}): void {
+    this.media.set(id, { bytes: Buffer.from(bytes), mimeType, chunked: opts.chunked ?? false });
   }
 
   /** Forgets media (Meta's media ids expire). */
@@ -293,8 +295,7 @@ export class FakeGraph {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': item.mimeType, 'content-length': String(item.bytes.length) });
-    res.end(item.bytes);
+    sendMedia(res, item.bytes, { 'content-type': item.mimeType }, item.chunked);
   }
 
   private messages(phoneNumberId: string, raw: string, res: ServerResponse, atMs: number): void {

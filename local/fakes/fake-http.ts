@@ -182,3 +182,31 @@ export async function parseFormData(raw: Buffer, contentType: string | undefined
     .formData()
     .catch(() => undefined);
 }
+
+/**
+ * Sends media bytes with status 200: by default in one piece with `Content-Length`; with
+ * `chunked`, without it, 64 KiB at a time as the client reads (chunked transfer encoding), so
+ * the client only learns the size by reading, and a client that stops reading stops the fake.
+ */
+export function sendMedia(res: ServerResponse, bytes: Uint8Array, headers: Readonly<Record<string, string>>, chunked = false): void {
+  const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (!chunked) {
+    res.writeHead(200, { ...headers, 'content-length': String(body.length) }).end(body);
+    return;
+  }
+  res.writeHead(200, headers);
+  let offset = 0;
+  const pump = (): void => {
+    while (offset < body.length) {
+      if (res.destroyed) return;
+      const piece = body.subarray(offset, offset + 64 * 1024);
+      offset += piece.length;
+      if (!res.write(piece)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  pump();
+}

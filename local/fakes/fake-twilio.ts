@@ -18,7 +18,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { closeServer, listenLocal, readBody } from './fake-http';
+import { closeServer, listenLocal, readBody, sendMedia } from './fake-http';
 
 /** Settings of the fake. */
 export interface FakeTwilioOptions {
@@ -172,7 +172,7 @@ export class FakeTwilio {
   readonly sessionClosed = new Map<string, SessionClosedMode>();
   gatewayUrl: string;
   private readonly failures: { match: (m: SentMessage) => boolean; failure: SendFailure; times: number }[] = [];
-  private readonly media = new Map<string, { bytes: Buffer; contentType: string }>();
+  private readonly media = new Map<string, { bytes: Buffer; contentType: string; chunked: boolean }>();
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
@@ -199,10 +199,13 @@ export class FakeTwilio {
     this.failures.push({ match, failure, times });
   }
 
-  /** Registers media; returns its `MediaUrl` (on the API host, needing Basic auth like Twilio's). */
-  addMedia(bytes: Buffer, contentType: string): string {
+  /**
+   * Registers media; returns its `MediaUrl` (on the API host, needing Basic auth like Twilio's).
+   * `chunked` serves it without Content-Length.
+   */
+  addMedia(bytes: Buffer, contentType: string, opts: { chunked?: boolean } = {}): string {
     const path = `/2010-04-01/Accounts/${this.opts.accountSid}/Messages/${sid('MM')}/Media/${sid('ME')}`;
-    this.media.set(path, { bytes, contentType });
+    this.media.set(path, { bytes, contentType, chunked: opts.chunked ?? false });
     return `${this.apiBase}${path}`;
   }
 
@@ -394,7 +397,7 @@ export class FakeTwilio {
     }
     const media = this.media.get(path);
     if (req.method === 'GET' && media) {
-      res.writeHead(200, { 'content-type': media.contentType, 'content-length': String(media.bytes.length) }).end(media.bytes);
+      sendMedia(res, media.bytes, { 'content-type': media.contentType }, media.chunked);
       return;
     }
     if (req.method === 'POST' && path === `/2010-04-01/Accounts/${this.opts.accountSid}/Messages.json`) {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AMR_NB_SAMPLE_RATE, AudioDecodeError, amrFrameStats, amrToWav, decodeAmrNb } from '../../lib/audio/amr';
+import { AMR_NB_SAMPLE_RATE, AudioDecodeError, MAX_AMR_BYTES, amrFrameStats, amrToWav, decodeAmrNb } from '../../lib/audio/amr';
 import { readWavInfo } from '../../lib/audio/wav';
 
 const fixture = new Uint8Array(readFileSync(join(__dirname, '..', 'fixtures', 'audio', 'hello.amr')));
@@ -78,6 +78,22 @@ describe('decodeAmrNb errors', () => {
     expect((await decodeError(new TextEncoder().encode('#!AMR\n'))).code).toBe('empty');
     // three NO_DATA frames (FT 15)
     expect((await decodeError(new Uint8Array([...new TextEncoder().encode('#!AMR\n'), 0x7c, 0x7c, 0x7c]))).code).toBe('empty');
+  });
+
+  it('rejects a file too large to be a WeChat voice message before decoding it', async () => {
+    // The fixture's frames repeated past the limit: WeChat voice is at most 60 s (about 96 KB).
+    const speech = fixture.subarray(6);
+    const copies = Math.ceil((MAX_AMR_BYTES + 1) / speech.length);
+    const big = new Uint8Array(6 + copies * speech.length);
+    big.set(fixture.subarray(0, 6));
+    for (let i = 0; i < copies; i++) big.set(speech, 6 + i * speech.length);
+    expect(big.length).toBeGreaterThan(MAX_AMR_BYTES);
+    expect(big.length).toBeLessThan(2 * MAX_AMR_BYTES);
+
+    const err = await decodeError(big);
+
+    expect(err.code).toBe('too_large');
+    expect(err.message).toContain(`${MAX_AMR_BYTES}-byte limit`);
   });
 
   it('rejects a damaged file (mostly reserved frame types)', async () => {

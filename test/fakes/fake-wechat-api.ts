@@ -28,7 +28,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { closeServer, isRecord, listenLocal, readBody } from '../../local/fakes/fake-http';
+import { closeServer, isRecord, listenLocal, readBody, sendMedia } from '../../local/fakes/fake-http';
 
 /** The endpoints of the fake, named by their path after `/cgi-bin/`. */
 export type FakeWeChatEndpoint = 'token' | 'stable_token' | 'message/custom/send' | 'message/custom/typing' | 'media/get';
@@ -106,6 +106,8 @@ interface StoredMedia {
   bytes: Uint8Array;
   contentType: string;
   filename: string;
+  /** Served without Content-Length, in chunks. */
+  chunked: boolean;
 }
 
 const DEFAULT_ERRMSG: Readonly<Record<number, string>> = {
@@ -215,9 +217,9 @@ export class FakeWeChatApi {
   }
 
   /** Registers media for `GET /cgi-bin/media/get?media_id=…` (served with Content-Type and Content-Disposition). */
-  addMedia(mediaId: string, bytes: Uint8Array, contentType: string, filename?: string): void {
+  addMedia(mediaId: string, bytes: Uint8Array, contentType: string, filename?: string, opts: { chunked?: boolean } = {}): void {
     const ext = contentType.split('/')[1]?.split(';')[0] ?? 'bin';
-    this.media.set(mediaId, { bytes, contentType, filename: filename ?? `${mediaId}.${ext === 'jpeg' ? 'jpg' : ext}` });
+    this.media.set(mediaId, { bytes, contentType, filename: filename ?? `${mediaId}.${ext === 'jpeg' ? 'jpg' : ext}`, chunked: opts.chunked ?? false });
   }
 
   /**
@@ -441,13 +443,7 @@ export class FakeWeChatApi {
     const stored = this.media.get(mediaId);
     if (!stored) return fail(40007);
     this.mediaGets.push(mediaId);
-    res.writeHead(200, {
-      'content-type': stored.contentType,
-      'content-length': stored.bytes.length,
-      'content-disposition': `attachment; filename="${stored.filename}"`,
-      'cache-control': 'no-cache, must-revalidate',
-    });
-    res.end(Buffer.from(stored.bytes.buffer, stored.bytes.byteOffset, stored.bytes.byteLength));
+    sendMedia(res, stored.bytes, { 'content-type': stored.contentType, 'content-disposition': `attachment; filename="${stored.filename}"`, 'cache-control': 'no-cache, must-revalidate' }, stored.chunked);
   }
 }
 

@@ -109,6 +109,26 @@ describe('OpenAI backend: streaming', () => {
     ]);
   });
 
+  it('sends downloaded image bytes as a base64 data URL, and the same image again on a retry', async () => {
+    // Arrange: bytes of every value, a length that is not a multiple of 3; the first call fails
+    const bytes = new Uint8Array(100_001).map((_, i) => (i * 7) % 256);
+    fake.enqueue(openAiSteps.serverError(503));
+    const { llm, waits } = backend({ vision: true });
+
+    // Act
+    const events = await collect(llm.stream(llmRequest({ text: 'What is this?', images: [{ bytes, mimeType: 'image/png' }] })));
+
+    // Assert
+    expect(types(events)).toContain('done');
+    expect(waits).toHaveLength(1);
+    expect(fake.chatRequests).toHaveLength(2);
+    const expected = [
+      { type: 'text', text: 'What is this?' },
+      { type: 'image_url', image_url: { url: `data:image/png;base64,${Buffer.from(bytes).toString('base64')}` } },
+    ];
+    for (const request of fake.chatRequests) expect(request.messages[request.messages.length - 1]?.content).toEqual(expected);
+  });
+
   it('tells a text-only model about images instead of sending parts it would reject', async () => {
     const { llm } = backend({ vision: false });
 
@@ -371,6 +391,25 @@ describe('OpenAI backend: transcription', () => {
     expect(fake.transcriptionCalls).toBe(1);
     expect(fake.transcriptionRequests[0]).toMatchObject({ model: 'gpt-4o-mini-transcribe', filename: 'voice.ogg', mimeType: 'audio/ogg' });
     expect(Array.from(fake.transcriptionRequests[0]?.bytes ?? [])).toEqual(Array.from(audio));
+  });
+
+  it('retries a 5xx on transcription with the same bytes', async () => {
+    // Arrange
+    fake.transcriptionScript.push({ status: 503, body: { error: { message: 'overloaded', type: 'server_error', param: null, code: null } } });
+    const { llm, waits } = backend();
+    const audio = new Uint8Array(300_000).map((_, i) => (i * 31) % 251);
+
+    // Act
+    const text = await llm.transcribe?.(audio, 'voice.ogg', 'audio/ogg');
+
+    // Assert
+    expect(text).toBe('fake transcription');
+    expect(waits).toHaveLength(1);
+    expect(fake.transcriptionRequests).toHaveLength(2);
+    for (const request of fake.transcriptionRequests) {
+      expect(request).toMatchObject({ filename: 'voice.ogg', mimeType: 'audio/ogg' });
+      expect(Buffer.from(request.bytes).equals(Buffer.from(audio))).toBe(true);
+    }
   });
 
   it('retries a 429 on transcription', async () => {

@@ -11,6 +11,7 @@
  * @module
  */
 import type { TwilioConfig } from '../../config';
+import { MediaTooLargeError, readBodyCapped } from '../download';
 import { encodeForm } from './form';
 
 /** Twilio error 63016: WhatsApp freeform message outside the 24-hour session window. */
@@ -128,10 +129,13 @@ export class TwilioRest {
       throw new TwilioApiError(`media unreachable: ${err instanceof Error ? err.message : String(err)}`, 'network', 0, true);
     }
     if (!res.ok) throw new TwilioApiError(`media download failed: HTTP ${res.status}`, `http_${res.status}`, res.status, retryableStatus(res.status));
-    const declared = Number(res.headers.get('content-length') ?? '0');
-    if (declared > maxBytes) throw new TwilioApiError(`media of ${declared} bytes is too large`, 'media_too_large', res.status, false);
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.byteLength > maxBytes) throw new TwilioApiError(`media of ${bytes.byteLength} bytes is too large`, 'media_too_large', res.status, false);
-    return { bytes, contentType: res.headers.get('content-type') ?? '' };
+    const contentType = res.headers.get('content-type') ?? '';
+    try {
+      return { bytes: await readBodyCapped(res, maxBytes), contentType };
+    } catch (err) {
+      if (err instanceof MediaTooLargeError) throw new TwilioApiError(`media of ${err.bytes} bytes is too large`, 'media_too_large', res.status, false);
+      // The connection dropped or timed out midway: a new attempt may succeed.
+      throw new TwilioApiError(`media download failed: ${err instanceof Error ? err.message : String(err)}`, 'network', res.status, true);
+    }
   }
 }

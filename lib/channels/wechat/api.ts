@@ -16,6 +16,7 @@
  * Neither the AppSecret nor the access token ever appears in an error message or log.
  */
 import { silentLog, type Log } from '../../types';
+import { MediaTooLargeError, readBodyCapped } from '../download';
 import { describeFetchFailure, redact } from './fetch';
 import type { AccessTokenSource } from './token';
 
@@ -147,13 +148,16 @@ export function filenameFromDisposition(header: string | null): string | undefin
   return name ? name.trim() : undefined;
 }
 
+/** Largest body that may be WeChat's JSON (an error or a video URL) rather than file bytes. */
+const MAX_JSON_BYTES = 64 * 1024;
+
 /** Whether a media response is WeChat's JSON (an error or a video URL) rather than file bytes. */
 function looksLikeJson(contentType: string, bytes: Uint8Array): boolean {
   if (/json|text\/plain/i.test(contentType)) return true;
   // Some gateways label the error `application/octet-stream`: sniff a leading "{".
   let i = 0;
   while (i < bytes.length && i < 16 && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i += 1;
-  return bytes[i] === 0x7b && bytes.length < 64 * 1024;
+  return bytes[i] === 0x7b && bytes.length < MAX_JSON_BYTES;
 }
 
 /** WeChat server API client; see the module comment for the error rules. */
@@ -278,14 +282,16 @@ export class WeChatApi {
 
   private async download(token: string, mediaId: string): Promise<WeChatMediaFile> {
     const res = await this.send('media/get', this.url('media/get', token, { media_id: mediaId }), { method: 'GET' }, this.mediaTimeoutMs);
-    const declared = Number(res.headers.get('content-length') ?? '');
-    if (Number.isFinite(declared) && declared > this.maxMediaBytes) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new WeChatApiError(`WeChat media is ${declared} bytes, over the ${this.maxMediaBytes}-byte limit`, 'media/get', undefined, '', false);
-    }
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.length > this.maxMediaBytes) {
-      throw new WeChatApiError(`WeChat media is ${bytes.length} bytes, over the ${this.maxMediaBytes}-byte limit`, 'media/get', undefined, '', false);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBodyCapped(res, this.maxMediaBytes);
+    } catch (err) {
+      if (err instanceof MediaTooLargeError) {
+        throw new WeChatApiError(`WeChat media is ${err.bytes} bytes, over the ${this.maxMediaBytes}-byte limit`, 'media/get', undefined, '', false);
+      }
+      // The connection dropped or timed out midway: a new attempt may succeed.
+      const failure = describeFetchFailure(err);
+      throw new WeChatApiError(`WeChat media/get download ${failure.timeout ? 'timed out' : `failed (${failure.reason})`}`, 'media/get', undefined, '', true);
     }
     const contentType = (res.headers.get('content-type') ?? 'application/octet-stream').split(';')[0]?.trim().toLowerCase() ?? '';
     if (looksLikeJson(contentType, bytes)) {

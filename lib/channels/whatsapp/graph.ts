@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { MediaTooLargeError, readBodyCapped } from '../download';
 
 /** Graph error codes the gateway acts on (Meta "WhatsApp Cloud API → Error codes"). */
 export const GraphCode = {
@@ -76,7 +77,7 @@ export interface GraphApi {
   markRead(phoneNumberId: string, messageId: string): Promise<void>;
   /** Step 1 of a media download: the short-lived URL and type. */
   mediaInfo(mediaId: string): Promise<MediaInfo>;
-  /** Step 2: the bytes behind the URL (bearer token required). */
+  /** Step 2: the bytes behind the URL (bearer token required), at most `maxBytes` of them. */
   download(url: string, maxBytes: number): Promise<Uint8Array>;
 }
 
@@ -190,11 +191,12 @@ export function createGraphClient(opts: GraphClientOptions): GraphApi {
       // Meta's media host wants the bearer token, and rejects some requests without a User-Agent.
       const res = await call('media download', url, { headers: { ...auth, 'user-agent': 'channel-llm-gateway/0.1' } });
       if (!res.ok) throw errorFrom(res.status, await readJson(res), 'media download');
-      const declared = Number(res.headers.get('content-length') ?? '0');
-      if (declared > maxBytes) throw new GraphError(`media of ${declared} bytes is over the ${maxBytes}-byte limit`, TOO_LARGE_CODE, res.status);
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      if (bytes.byteLength > maxBytes) throw new GraphError(`media of ${bytes.byteLength} bytes is over the ${maxBytes}-byte limit`, TOO_LARGE_CODE, res.status);
-      return bytes;
+      try {
+        return await readBodyCapped(res, maxBytes);
+      } catch (err) {
+        if (err instanceof MediaTooLargeError) throw new GraphError(err.message, TOO_LARGE_CODE, res.status);
+        throw new GraphError(`media download failed: ${err instanceof Error ? err.message : String(err)}`, NETWORK_ERROR_CODE, res.status);
+      }
     },
   };
 }

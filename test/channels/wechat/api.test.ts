@@ -226,6 +226,23 @@ describe('WeChatApi.getMedia', () => {
     const err = await apiError(small.getMedia('BIG'));
     expect(err.retryable).toBe(false);
   });
+
+  it('refuses media that runs past the size limit while it streams (no Content-Length)', async () => {
+    const tokens = new AccessTokenProvider({ appId: wx.appId, appSecret: wx.appSecret, apiBase: wx.baseUrl, store: new DynamoTokenStore(db, stack.tableName, wx.appId) });
+    const small = new WeChatApi({ apiBase: wx.baseUrl, tokens, maxMediaBytes: 100_000 });
+    wx.addMedia('BIG_CHUNKED', new Uint8Array(1_000_000), 'image/jpeg', undefined, { chunked: true });
+    const err = await apiError(small.getMedia('BIG_CHUNKED'));
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/over the 100000-byte limit/);
+  });
+
+  it('reads media served without Content-Length', async () => {
+    const jpeg = new Uint8Array(150_000).fill(5);
+    jpeg.set([0xff, 0xd8, 0xff, 0xe0]);
+    wx.addMedia('CHUNKED_IMG', jpeg, 'image/jpeg', undefined, { chunked: true });
+    const file = await api.getMedia('CHUNKED_IMG');
+    expect(Buffer.from(file.bytes).equals(Buffer.from(jpeg))).toBe(true);
+  });
 });
 
 describe('helpers', () => {

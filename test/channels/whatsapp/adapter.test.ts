@@ -5,6 +5,7 @@
  */
 import { createWhatsAppAdapter, WhatsAppNote, type WhatsAppAdapterDeps } from '../../../lib/channels/whatsapp/adapter';
 import { WINDOW_CLOSED_AT_FACT } from '../../../lib/channels/whatsapp/state';
+import { TOO_LARGE_CODE } from '../../../lib/channels/whatsapp/graph';
 import type { WhatsAppConfig } from '../../../lib/config';
 import { DeliveryError, type ChannelAdapter } from '../../../lib/core/channel';
 import type { Clock, Job, Log } from '../../../lib/types';
@@ -366,6 +367,30 @@ describe('WhatsApp adapter', () => {
     expect(media?.filename).toBe('voice.ogg');
     expect(media?.mimeType).toBe('audio/ogg');
     expect(Buffer.from(media?.bytes ?? new Uint8Array()).equals(bytes)).toBe(true);
+  });
+
+  it('reads media served without Content-Length into the same bytes', async () => {
+    // Arrange
+    const bytes = Buffer.alloc(300_000, 9);
+    graph.addMedia('media-chunked', bytes, 'image/jpeg', { chunked: true });
+    // Act
+    const media = await adapter().fetchMedia?.(jobFor('15550019', clock.now), 'media-chunked', 'image/jpeg');
+    // Assert
+    expect(Buffer.from(media?.bytes ?? new Uint8Array()).equals(bytes)).toBe(true);
+  });
+
+  it('refuses media that runs past the size limit while it streams (no Content-Length) as a permanent failure', async () => {
+    // Arrange: 1 MB served in chunks, 200 KB allowed
+    graph.addMedia('media-big', Buffer.alloc(1_000_000), 'audio/ogg', { chunked: true });
+    const limited = createWhatsAppAdapter(cfg, { messages: stores.messages, users: stores.users, clock, log, fetch }, { maxMediaBytes: 200_000 });
+    // Act
+    const failure = await limited.fetchMedia?.(jobFor('15550020', clock.now), 'media-big', 'audio/ogg').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    // Assert: a clear reason, and no retry (the turn answers the user instead)
+    expect(failure).toMatchObject({ name: 'DeliveryError', retryable: false, code: String(TOO_LARGE_CODE) });
+    expect(failure instanceof Error && failure.message).toMatch(/over the 200000-byte limit/);
   });
 
   it('reports missing media as a non-retryable failure', async () => {

@@ -382,6 +382,24 @@ describe('WhatsApp webhook → worker → Graph API', () => {
       expect(llm.transcriptionCalls).toBe(transcriptions);
     });
 
+    it('answers politely when the voice note runs past 25 MiB while it downloads (no Content-Length)', async () => {
+      // Arrange: 26 MiB served in chunks, so only reading shows it is too large.
+      const user = '15550100019';
+      const { body } = fixtureWith('audio-voice.json', { from: { '16505551234': user } });
+      const transcriptions = llm.transcriptionCalls;
+      graph.addMedia('2754859441498128', Buffer.alloc(26 * 1024 * 1024, 1), 'audio/ogg', { chunked: true });
+      try {
+        // Act
+        await meta.post(body);
+        await settled();
+        // Assert: a clear reply, nothing sent to transcription, no retry left hanging
+        expect(graph.textsTo(user)).toEqual([MEDIA_FAILED_TEXT]);
+        expect(llm.transcriptionCalls).toBe(transcriptions);
+      } finally {
+        graph.removeMedia('2754859441498128');
+      }
+    });
+
     it('answers every message of a batched delivery, in order per user', async () => {
       // Arrange
       const a = '15550100012';
