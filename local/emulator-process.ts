@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startDynamo, startSqs, type DynamoEngine } from './emulators';
+import { useStandInCredentials } from './resources';
 
 /** Emulators running in a child process. */
 export interface SpawnedEmulators {
@@ -62,6 +63,10 @@ function parseEngine(raw: string | undefined): 'auto' | DynamoEngine {
 
 /** Starts the emulators in a child Node process (see the module comment for why). */
 export function spawnEmulators(opts: SpawnEmulatorsOptions = {}): Promise<SpawnedEmulators> {
+  // Whoever starts the stand-ins talks to them: lib/ builds its AWS clients on the SDK's
+  // default chain, which must find keys here (the stand-ins take any) and never look for a
+  // profile or instance metadata.
+  useStandInCredentials();
   const readyTimeoutMs = opts.readyTimeoutMs ?? 45_000;
   // An absolute file URL: `--import tsx` would resolve against the child's cwd.
   const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
