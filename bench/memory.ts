@@ -40,12 +40,14 @@ import { MetaClient } from '../local/fakes/meta-client';
 import { startGateway, type Gateway } from '../local/gateway';
 import { metaJson, sampleWamid, webhookEnvelope } from '../local/samples/whatsapp';
 import { toLambdaRecord } from '../local/sqs-event-source';
+import { MAX_AUDIO_BYTES, MAX_IMAGE_BYTES } from '../lib/channels/media-limits';
 import { startMediaLlm, type MediaLlm } from './media-llm';
 
 const root = join(__dirname, '..');
 const MiB = 1024 * 1024;
-/** The largest media the WhatsApp and Twilio adapters accept (OpenAI's transcription limit). */
-const MAX_MEDIA = 25 * MiB;
+/** The largest media the WhatsApp and Twilio adapters accept, by kind (lib/channels/media-limits.ts). */
+const MAX_VOICE = MAX_AUDIO_BYTES;
+const MAX_IMAGE = MAX_IMAGE_BYTES;
 /** Headroom left under the memory size for what a benchmark cannot see (runtime client, GC timing). */
 const SAFETY = 0.15;
 /**
@@ -266,13 +268,11 @@ function whatsappCases(graph: FakeGraph, meta: MetaClient): Case[] {
   });
   return [
     { name: 'whatsapp text (no media)', kind: 'text', bytes: 0, send: () => post(user(), { type: 'text', text: { body: 'Hello' } }) },
-    voice('whatsapp voice 25 MiB', MAX_MEDIA, 0),
-    voice('whatsapp voice 25 MiB, first upload 503', MAX_MEDIA, 1),
-    image('whatsapp image 25 MiB', MAX_MEDIA),
-    // The largest media Meta lets a user send: audio 16 MB, images 5 MB
+    // The largest media Meta lets a user send, and the adapters accept: audio 16 MB, images 5 MB
     // (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types).
-    voice('whatsapp voice 16 MiB (Meta audio max)', 16 * MiB, 0),
-    image('whatsapp image 5 MiB (Meta image max)', 5 * MiB),
+    voice('whatsapp voice 16 MiB', MAX_VOICE, 0),
+    voice('whatsapp voice 16 MiB, first upload 503', MAX_VOICE, 1),
+    image('whatsapp image 5 MiB', MAX_IMAGE),
   ];
 }
 
@@ -287,8 +287,8 @@ function twilioCases(twilio: FakeTwilio): Case[] {
     return () => twilio.delivered(from).length > 0;
   };
   return [
-    { name: 'twilio voice 25 MiB', kind: 'voice', bytes: MAX_MEDIA, send: () => send(number(), media(OGG, MAX_MEDIA), 'audio/ogg') },
-    { name: 'twilio image 25 MiB', kind: 'image', bytes: MAX_MEDIA, send: () => send(number(), media(JPEG, MAX_MEDIA), 'image/jpeg') },
+    { name: 'twilio voice 16 MiB', kind: 'voice', bytes: MAX_VOICE, send: () => send(number(), media(OGG, MAX_VOICE), 'audio/ogg') },
+    { name: 'twilio image 5 MiB', kind: 'image', bytes: MAX_IMAGE, send: () => send(number(), media(JPEG, MAX_IMAGE), 'image/jpeg') },
   ];
 }
 

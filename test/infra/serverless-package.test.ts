@@ -498,7 +498,7 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     // Webhooks without media at the smallest size; WeChat and voice larger for a cold start
     // inside the vendor's window; the worker for a 25 MB media file (npm run bench -- memory).
     expect([memory('WhatsappLambdaFunction'), memory('TwilioMessagingLambdaFunction')]).toEqual([128, 128]);
-    expect([memory('WechatLambdaFunction'), memory('TwilioVoiceLambdaFunction'), memory('WorkerLambdaFunction')]).toEqual([256, 256, 224]);
+    expect([memory('WechatLambdaFunction'), memory('TwilioVoiceLambdaFunction'), memory('WorkerLambdaFunction')]).toEqual([256, 256, 192]);
   });
 
   it('builds no network for a fixed egress IP unless asked', () => {

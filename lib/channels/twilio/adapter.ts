@@ -21,12 +21,11 @@ import { TwilioApiError, TwilioRest, WHATSAPP_SESSION_CLOSED, type OutboundMessa
 import { FACT_UNDELIVERED_PREFIX, TWILIO_WHATSAPP_WINDOW, clearSessionFacts, onSessionClosed, undeliveredOf, whatsappSender, type SessionDeps } from './session';
 import { VOICE_INSTRUCTION } from './speech';
 import { statusCallbackUrl } from './urls';
+import { maxMediaBytesFor } from '../media-limits';
 
 /** Added to the system prompt for SMS turns: phones show markdown as literal characters. */
 export const SMS_INSTRUCTION = 'The user reads your answer as an SMS text message: write plain text without markdown.';
 
-/** Largest media downloaded (OpenAI's transcription limit is 25 MB). */
-export const MAX_MEDIA_BYTES = 25 * 1024 * 1024;
 
 /** Options of {@link createTwilioAdapter}. */
 export interface TwilioAdapterOptions {
@@ -133,9 +132,9 @@ export function createTwilioAdapter(cfg: TwilioConfig, deps: AdapterDeps, opts: 
       return job.reply.medium === 'sms' ? SMS_INSTRUCTION : '';
     },
 
-    async fetchMedia(_job: Job, mediaRef: string, mimeType: string): Promise<Media> {
+    async fetchMedia(job: Job, mediaRef: string, mimeType: string): Promise<Media> {
       try {
-        const media = await rest.fetchMedia(mediaRef, MAX_MEDIA_BYTES);
+        const media = await rest.fetchMedia(mediaRef, maxMediaBytesFor(job.input.kind));
         const type = baseMimeType(media.contentType) || mimeType;
         return { bytes: media.bytes, mimeType: type, filename: `media.${fileExtension(type)}` };
       } catch (err) {

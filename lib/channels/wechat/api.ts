@@ -108,7 +108,10 @@ export interface WeChatApiOptions {
   timeoutMs?: number;
   /** Timeout of a media download (default 30 s). */
   mediaTimeoutMs?: number;
-  /** Largest media download accepted (default 20 MB; WeChat temporary media is at most 10 MB). */
+  /**
+   * Largest media download accepted (default 10 MB: WeChat's temporary images are at most 10 MB,
+   * voice 2 MB, https://developers.weixin.qq.com/doc/offiaccount/Asset_Management/New_temporary_materials.html).
+   */
   maxMediaBytes?: number;
 }
 
@@ -175,7 +178,7 @@ export class WeChatApi {
     this.base = opts.apiBase.replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.mediaTimeoutMs = opts.mediaTimeoutMs ?? 30_000;
-    this.maxMediaBytes = opts.maxMediaBytes ?? 20 * 1024 * 1024;
+    this.maxMediaBytes = opts.maxMediaBytes ?? 10 * 1024 * 1024;
   }
 
   /**

@@ -32,6 +32,7 @@ import type { MessageKey, MessageRecord, MessageStore } from '../../store/messag
 import type { UserStateStore } from '../../store/user-state';
 import { formatNote, type RecordNote, type SendStop } from '../../store/notes';
 import { createGraphClient, GraphCode, GraphError, NETWORK_ERROR_CODE, TOO_LARGE_CODE, type GraphApi } from './graph';
+import { maxMediaBytesFor } from '../media-limits';
 import { WHATSAPP_WINDOW, WINDOW_CLOSED_AT_FACT, WINDOW_CLOSED_BY_FACT, windowClosedFacts } from './state';
 
 /** What the adapter needs; {@link AdapterDeps} satisfies it, and tests pass small stubs. */
@@ -50,7 +51,7 @@ export interface WhatsAppAdapterOptions {
   backoffBaseMs?: number;
   /** Longest single backoff (default 60 s). */
   backoffMaxMs?: number;
-  /** Largest media accepted (default 25 MB, OpenAI's transcription limit). */
+  /** Largest media accepted (default by kind: 5 MB images, 16 MB audio; media-limits.ts). */
   maxMediaBytes?: number;
   /** Characters per part (default 4,096, Meta's `text.body` limit). */
   maxChars?: number;
@@ -126,7 +127,6 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
   const maxAttempts = Math.max(1, opts.maxAttemptsPerPart ?? 3);
   const backoffBaseMs = opts.backoffBaseMs ?? (cfg.pairIntervalMs > 0 ? cfg.pairIntervalMs : 1_000);
   const backoffMaxMs = opts.backoffMaxMs ?? 60_000;
-  const maxMediaBytes = opts.maxMediaBytes ?? 25 * 1024 * 1024;
   const maxChars = opts.maxChars ?? WHATSAPP_MAX_CHARS;
   const { clock, log } = deps;
 
@@ -246,7 +246,7 @@ export function createWhatsAppAdapter(cfg: WhatsAppConfig, deps: WhatsAppAdapter
     async fetchMedia(job: Job, mediaRef: string, mimeType: string): Promise<Media> {
       try {
         const info = await graph.mediaInfo(mediaRef);
-        const bytes = await graph.download(info.url, maxMediaBytes);
+        const bytes = await graph.download(info.url, opts.maxMediaBytes ?? maxMediaBytesFor(job.input.kind));
         const type = baseMimeType(info.mimeType || mimeType) || baseMimeType(mimeType);
         return { bytes, mimeType: type, filename: FILE_NAMES[type] ?? 'media.bin' };
       } catch (err) {

@@ -13,6 +13,7 @@ import type { MessageKey, MessageRecord } from '../../../lib/store/messages';
 import { NO_NOTE, type RecordNote } from '../../../lib/store/notes';
 import type { UserFacts } from '../../../lib/store/user-state';
 import { startFakeGraph, type FakeGraph } from '../../../local/fakes/fake-graph';
+import { MAX_AUDIO_BYTES, MAX_IMAGE_BYTES } from '../../../lib/channels/media-limits';
 
 const PNID = '106540352242922';
 const PAIR_MS = 6_000;
@@ -391,6 +392,26 @@ describe('WhatsApp adapter', () => {
     // Assert: a clear reason, and no retry (the turn answers the user instead)
     expect(failure).toMatchObject({ name: 'DeliveryError', retryable: false, code: String(TOO_LARGE_CODE) });
     expect(failure instanceof Error && failure.message).toMatch(/over the 200000-byte limit/);
+  });
+
+  it('caps media at what Meta sends: images at 5 MiB, voice notes at 16 MiB', async () => {
+    // Arrange: 6 MiB of each kind.
+    const sixMiB = Buffer.alloc(6 * 1024 * 1024, 7);
+    graph.addMedia('media-image-6m', sixMiB, 'image/jpeg');
+    graph.addMedia('media-audio-6m', sixMiB, 'audio/ogg');
+    const image: Job = { ...jobFor('15550021', clock.now), input: { kind: 'image', mediaRef: 'media-image-6m', mimeType: 'image/jpeg', caption: '' } };
+    const audio: Job = { ...jobFor('15550022', clock.now), input: { kind: 'audio', mediaRef: 'media-audio-6m', mimeType: 'audio/ogg' } };
+    // Act
+    const imageFailure = await adapter().fetchMedia?.(image, 'media-image-6m', 'image/jpeg').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const voice = await adapter().fetchMedia?.(audio, 'media-audio-6m', 'audio/ogg');
+    // Assert
+    expect(imageFailure).toMatchObject({ name: 'DeliveryError', retryable: false, code: String(TOO_LARGE_CODE) });
+    expect(imageFailure instanceof Error && imageFailure.message).toMatch(new RegExp(`over the ${MAX_IMAGE_BYTES}-byte limit`));
+    expect(voice?.bytes.byteLength).toBe(sixMiB.length);
+    expect(MAX_AUDIO_BYTES).toBe(16 * 1024 * 1024);
   });
 
   it('reports missing media as a non-retryable failure', async () => {
