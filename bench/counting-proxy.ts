@@ -8,8 +8,10 @@
  * eventually consistent) are summed. dynalite leaves out what AWS also bills, so the proxy
  * adds it from the items themselves (read directly from the emulator, uncounted, before and
  * after each write):
- *  - global secondary index copies: a write to an item inside an index costs the index
- *    1 WCU per 1 KB of the projected item (2 when its index key changes)
+ *  - global secondary index copies: a write that puts an item into an index, takes it out,
+ *    or changes what the index holds of it (its keys, or a projected attribute) costs the
+ *    index 1 WCU per 1 KB of the projected item (2 when its index key changes); a write
+ *    that changes only attributes the index does not project costs it nothing
  *    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations.Writes);
  *  - a conditional write that fails still consumes write units
  *    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html#write-operation-consumption).
@@ -166,13 +168,13 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
     let units = 0;
     for (const index of indexes) {
       const inIndex = (item: Item | undefined): item is Item => item !== undefined && index.keys.every((k) => item[k] !== undefined);
-      const size = (item: Item): number =>
-        index.projection === 'ALL' ? itemBytes(item) : itemBytes(Object.fromEntries(Object.entries(item).filter(([k]) => k === 'pk' || k === 'sk' || index.keys.includes(k))));
+      const projected = (item: Item): Item => (index.projection === 'ALL' ? item : Object.fromEntries(Object.entries(item).filter(([k]) => k === 'pk' || k === 'sk' || index.keys.includes(k))));
+      const size = (item: Item): number => itemBytes(projected(item));
       const wasIn = inIndex(before);
       const isIn = inIndex(after);
       if (!wasIn && !isIn) continue;
       const keyChanged = wasIn && isIn && index.keys.some((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
-      if (wasIn && isIn && !keyChanged && JSON.stringify(before) === JSON.stringify(after)) continue;
+      if (wasIn && isIn && !keyChanged && JSON.stringify(projected(before)) === JSON.stringify(projected(after))) continue;
       if (wasIn && (!isIn || keyChanged)) units += Math.max(1, Math.ceil(size(before) / 1024));
       if (isIn) units += Math.max(1, Math.ceil(size(after) / 1024));
     }
