@@ -6,6 +6,8 @@
  *  - WeChat delivery with a fake LLM whose latency is spread over 1-30 s: the share of
  *    messages answered without the user sending "1", and LLM calls per message;
  *  - the real-time load benchmarks of bench/load.ts (`npm run bench -- load` runs only those).
+ * `npm run bench -- coldstart` runs only bench/coldstart.ts: each function's cold first response
+ * at the CPU share of each candidate memory size (not part of the default run: it takes minutes).
  * Not a test: figures depend on the machine. Record them in the README.
  */
 import { build } from 'esbuild';
@@ -31,6 +33,7 @@ import { wechatSignature } from '../lib/channels/wechat/signature';
 import { startLatencyLlm } from './latency-llm';
 import { extraBenches } from './extra';
 import { loadBenches } from './load';
+import { coldStartBench } from './coldstart';
 import { measureSequential, pct } from './stats';
 
 const root = join(__dirname, '..');
@@ -189,6 +192,11 @@ async function main(): Promise<void> {
   // `npm run bench -- load`: only the real-time load benchmarks (bench/load.ts).
   if (process.argv.includes('load')) {
     await loadBenches();
+    return;
+  }
+  // `npm run bench -- coldstart`: only the cold first response per memory size (bench/coldstart.ts).
+  if (process.argv.includes('coldstart')) {
+    await coldStartBench(table);
     return;
   }
   await bundles();
