@@ -23,7 +23,8 @@ export function cpuShare(memoryMb: number): number {
 /** Run and stop time (ms) in each period for `memoryMb`. */
 export function dutyCycle(memoryMb: number, periodMs: number): { onMs: number; offMs: number } {
   if (!Number.isFinite(periodMs) || periodMs <= 0) throw new RangeError(`period must be a positive number of ms, got ${periodMs}`);
-  const onMs = periodMs * cpuShare(memoryMb);
+  // Multiplied before dividing, so a period of 1,769 ms gives whole milliseconds.
+  const onMs = cpuShare(memoryMb) === 1 ? periodMs : (periodMs * memoryMb) / MB_PER_VCPU;
   return { onMs, offMs: periodMs - onMs };
 }
 

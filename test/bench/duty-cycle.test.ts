@@ -20,7 +20,7 @@ describe('cpuShare and dutyCycle', () => {
   it('splits a period into run and stop time', () => {
     const { onMs, offMs } = dutyCycle(256, 100);
 
-    expect(onMs).toBeCloseTo(14.472, 3);
+    expect(onMs).toBeCloseTo(14.4715, 4);
     expect(onMs + offMs).toBeCloseTo(100, 10);
   });
 
@@ -54,7 +54,7 @@ describe('throttle', () => {
 
     jest.advanceTimersByTime(2 * MB_PER_VCPU + 200);
 
-    expect(log).toEqual(['128 42 SIGSTOP', '1769 42 SIGCONT', '1897 42 SIGSTOP', '3538 42 SIGCONT']);
+    expect(log).toEqual(['128 42 SIGSTOP', '1769 42 SIGCONT', '1897 42 SIGSTOP', '3538 42 SIGCONT', '3666 42 SIGSTOP']);
     expect(t.granted()).toEqual({ runMs: 3 * 128, elapsedMs: 2 * MB_PER_VCPU + 200 });
   });
 
