@@ -6,7 +6,12 @@
  *  - WeChat delivery with a fake LLM whose latency is spread over 1-30 s: the share of
  *    messages answered without the user sending "1", and LLM calls per message;
  *  - the real-time load benchmarks of bench/load.ts (`npm run bench -- load` runs only those).
+<<<<<<< HEAD
  * `npm run bench -- memory` runs only the worker's peak-memory benchmark (bench/memory.ts).
+=======
+ * `npm run bench -- coldstart` runs only bench/coldstart.ts: each function's cold first response
+ * at the CPU share of each candidate memory size (not part of the default run: it takes minutes).
+>>>>>>> coldstart
  * Not a test: figures depend on the machine. Record them in the README.
  */
 import { build } from 'esbuild';
@@ -33,6 +38,7 @@ import { startLatencyLlm } from './latency-llm';
 import { extraBenches } from './extra';
 import { loadBenches } from './load';
 import { memoryBench } from './memory';
+import { coldStartBench } from './coldstart';
 import { measureSequential, pct } from './stats';
 
 const root = join(__dirname, '..');
@@ -197,6 +203,11 @@ async function main(): Promise<void> {
   // only the worker's peak memory with media (bench/memory.ts).
   if (process.argv.includes('memory')) {
     await memoryBench();
+    return;
+  }
+  // `npm run bench -- coldstart`: only the cold first response per memory size (bench/coldstart.ts).
+  if (process.argv.includes('coldstart')) {
+    await coldStartBench(table);
     return;
   }
   await bundles();

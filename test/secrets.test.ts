@@ -5,7 +5,7 @@
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SECRET_NAMES } from '../lib/config';
 import { createSsmClient, createSsmSecretReader, putSecrets } from '../lib/secrets';
-import { startFakeSsm, type FakeSsm } from './fakes/fake-ssm';
+import { startFakeSsm, type FakeSsm } from '../local/fakes/fake-ssm';
 
 const PATH = '/llm-gateway/prod';
 

@@ -6,7 +6,7 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { resolveFunctionEnv, ssmSecretReader, type Env } from '../../lib/config';
 import { createHealthHandler } from '../../functions/health';
-import { startFakeSsm, type FakeSsm } from '../fakes/fake-ssm';
+import { startFakeSsm, type FakeSsm } from '../../local/fakes/fake-ssm';
 
 function body(res: APIGatewayProxyStructuredResultV2): unknown {
   return JSON.parse(String(res.body));

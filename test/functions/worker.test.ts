@@ -4,7 +4,7 @@
  * every batch with an error naming the setting, instead of answering users with the echo.
  */
 import type { SQSEvent } from 'aws-lambda';
-import { startFakeSsm, type FakeSsm } from '../fakes/fake-ssm';
+import { startFakeSsm, type FakeSsm } from '../../local/fakes/fake-ssm';
 
 const event: SQSEvent = { Records: [] };
 

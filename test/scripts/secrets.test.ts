@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startFakeSsm, type FakeSsm } from '../fakes/fake-ssm';
+import { startFakeSsm, type FakeSsm } from '../../local/fakes/fake-ssm';
 
 const SCRIPT = resolve(__dirname, '..', '..', 'scripts', 'secrets.ts');
 

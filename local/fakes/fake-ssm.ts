@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { closeServer, isRecord, listenLocal, readBody, serveWith } from '../../local/fakes/fake-http';
+import { closeServer, isRecord, listenLocal, readBody, serveWith } from './fake-http';
 
 /** One stored parameter. */
 export interface FakeParameter {
