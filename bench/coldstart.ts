@@ -36,7 +36,7 @@ import { startFakeSsm, type FakeSsm } from '../local/fakes/fake-ssm';
 import { startFakeTwilio, type FakeTwilio } from '../local/fakes/fake-twilio';
 import { nextMsgId, textMessageXml, WeChatPlatform } from '../local/fakes/wechat-platform';
 import { toEvent } from '../local/lambda-http';
-import { awsClientConfig, createResources, LOCAL_CREDENTIALS, useStandInCredentials, type LocalResources } from '../local/resources';
+import { awsClientConfig, createResources, LOCAL_CREDENTIALS, type LocalResources } from '../local/resources';
 import { sampleTextWebhook, signedWebhookEvent } from '../local/samples/whatsapp';
 import { toLambdaRecord } from '../local/sqs-event-source';
 import { cpuShare, throttle } from './duty-cycle';
@@ -270,8 +270,6 @@ function jobMaker(res: LocalResources, endpoints: { dynamo: string; sqs: string 
     WHATSAPP_APP_SECRET: SECRETS.WHATSAPP_APP_SECRET,
     WHATSAPP_ACCESS_TOKEN: SECRETS.WHATSAPP_ACCESS_TOKEN,
   }, { usesLlm: false });
-  // The in-process ingress uses the SDK's default chain: dummy keys for the stand-ins.
-  useStandInCredentials();
   const ingress = createWhatsAppHandler(cfg, { log: silentLog });
   const sqs = new SQSClient(awsClientConfig(endpoints.sqs, REGION));
   return {

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startDynamo, startSqs, type DynamoEngine } from './emulators';
-import { useStandInCredentials } from './resources';
+import { useStandInCredentials } from './credentials';
 
 /** Emulators running in a child process. */
 export interface SpawnedEmulators {

@@ -8,6 +8,7 @@
  * `${self:custom.tableName|queueName|deadLetterQueueName}` and `Fn::GetAtt [DeadLetterQueue, Arn]`.
  */
 import { readFileSync } from 'node:fs';
+import { LOCAL_CREDENTIALS } from './credentials';
 import { join } from 'node:path';
 import {
   BillingMode,
@@ -72,22 +73,7 @@ export interface LocalAwsClientConfig {
   credentials: { accessKeyId: string; secretAccessKey: string };
 }
 
-/** Dummy credentials the stand-ins accept; real ones are never needed (nor wanted) locally. */
-export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
-
-/**
- * Puts {@link LOCAL_CREDENTIALS} in this process's environment unless keys are already
- * there, so the AWS SDK's default provider chain (which lib/ always uses: credentials are
- * never configuration) finds them instead of looking for a profile, SSO or instance
- * metadata. For the local stack, the tests and the scripts pointed at a stand-in.
- */
-export function useStandInCredentials(env: NodeJS.ProcessEnv = process.env): void {
-  if ((env.AWS_ACCESS_KEY_ID ?? '') === '' || (env.AWS_SECRET_ACCESS_KEY ?? '') === '') {
-    env.AWS_ACCESS_KEY_ID = LOCAL_CREDENTIALS.accessKeyId;
-    env.AWS_SECRET_ACCESS_KEY = LOCAL_CREDENTIALS.secretAccessKey;
-    delete env.AWS_SESSION_TOKEN;
-  }
-}
+export { LOCAL_CREDENTIALS, useStandInCredentials } from './credentials';
 
 /**
  * Client configuration for a local emulator: explicit endpoint and static dummy

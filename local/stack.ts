@@ -12,7 +12,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { DynamoEngine } from './emulators';
 import { spawnEmulators } from './emulator-process';
-import { awsClientConfig, createResources, LOCAL_CREDENTIALS, useStandInCredentials } from './resources';
+import { awsClientConfig, createResources, LOCAL_CREDENTIALS } from './resources';
 
 /** Options of {@link startTestStack}. */
 export interface TestStackOptions {
@@ -61,8 +61,6 @@ export interface TestStack {
 /** Starts emulators and creates this stack's table and queues. Call `stop()` in `afterAll`. */
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
   const region = opts.region ?? 'us-east-1';
-  // The handlers run in this process and build their AWS clients from the SDK's default chain.
-  useStandInCredentials();
   const emulators = await spawnEmulators({ engine: opts.engine ?? 'dynalite' });
   try {
     const id = `t${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
