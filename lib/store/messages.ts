@@ -95,9 +95,8 @@ export class MessageStore {
   }
 
   /** Reads a record with a strongly consistent read. */
-  async get(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
-    const res = await this.db.send(new GetCommand({ TableName: this.tableName, Key: this.key(k), ConsistentRead: true }));
-    return toRecord(res.Item, nowMs);
+  get(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
+    return this.read(k, nowMs, true);
   }
 
   /**
@@ -106,8 +105,12 @@ export class MessageStore {
    * one (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html)
    * and may miss a write of the last moments, which the next poll sees.
    */
-  async peek(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
-    const res = await this.db.send(new GetCommand({ TableName: this.tableName, Key: this.key(k), ConsistentRead: false }));
+  peek(k: MessageKey, nowMs: number): Promise<MessageRecord | undefined> {
+    return this.read(k, nowMs, false);
+  }
+
+  private async read(k: MessageKey, nowMs: number, consistent: boolean): Promise<MessageRecord | undefined> {
+    const res = await this.db.send(new GetCommand({ TableName: this.tableName, Key: this.key(k), ConsistentRead: consistent }));
     return toRecord(res.Item, nowMs);
   }
 

@@ -72,7 +72,10 @@ export function wechatProgressPolicy(cfg: Pick<WeChatConfig, 'pageBytes' | 'deli
   return {
     due({ arrivedAtMs, answer, written, writtenAtMs, nowMs }) {
       if (timing.idleMs === 0) return true;
-      if (utf8Length(answer) - utf8Length(written) >= growthBytes) return true;
+      // The answer grows by appending, so only the new text is measured (this runs on every
+      // streamed chunk once the flush interval has passed); a replaced answer is measured whole.
+      const grownBytes = answer.startsWith(written) ? utf8Length(answer.slice(written.length)) : utf8Length(answer) - utf8Length(written);
+      if (grownBytes >= growthBytes) return true;
       const sinceArrivalMs = nowMs - arrivedAtMs;
       if (sinceArrivalMs >= lastDeadlineMs - timing.nearDeadlineMs && sinceArrivalMs <= lastDeadlineMs + timing.slackMs) return true;
       return sinceArrivalMs > lastDeadlineMs && nowMs - writtenAtMs >= timing.idleMs;
