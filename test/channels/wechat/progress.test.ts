@@ -35,6 +35,13 @@ describe('wechatProgressPolicy', () => {
     expect(policy.due(state({ answer: '中'.repeat(167) }))).toBe(true);
   });
 
+  it('measures a replaced answer (not an extension of what was written) against the written length', () => {
+    const written = 'a'.repeat(600);
+
+    expect(policy.due(state({ written, answer: 'b'.repeat(1099) }))).toBe(false);
+    expect(policy.due(state({ written, answer: 'b'.repeat(1100) }))).toBe(true);
+  });
+
   it('writes at every flush from 2 s before the last delivery answers to 1 s after', () => {
     const at = (ms: number): boolean => policy.due(state({ nowMs: ARRIVED + ms, writtenAtMs: ARRIVED + ms - 1_000 }));
 
