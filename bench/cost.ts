@@ -5,7 +5,9 @@
  * dynalite + fauxqs, fake WeChat / Meta / Twilio, a fake streaming LLM) and counts, per
  * channel:
  *  - HTTP API requests and Lambda requests: every webhook the vendors make (WhatsApp's sent /
- *    delivered / read statuses included), every worker batch;
+ *    delivered / read statuses included), every worker batch; a webhook whose function has a
+ *    function URL (`url:` in serverless.yml, what the README tells users to give the vendor)
+ *    counts as a function URL request, which has no price of its own;
  *  - Lambda GB-seconds: each handler's wall time × the function's `memorySize` from
  *    serverless.yml (Lambda bills wall time, waiting included);
  *  - DynamoDB read and write units and SQS requests: through counting proxies in front of the
@@ -52,25 +54,41 @@ const SCALE = 1;
 const GOALS: Record<string, number> = { wechat: 60, whatsapp: 30, sms: 30 };
 const ANSWER_BYTES = 1200;
 
-/** Each function's memorySize (MB) from serverless.yml: its own, else the provider's. */
-export function memorySizes(yml: string): Record<string, number> {
-  const provider = /\nprovider:\n(?:(?: {2}.*)?\n)*? {2}memorySize: (\d+)/.exec(yml);
-  const fallback = Number(provider?.[1] ?? 1024);
+/** serverless.yml's `functions:` section, function by function: name → its lines. */
+function functionBlocks(yml: string): Map<string, string[]> {
   const section = yml.slice(yml.indexOf('\nfunctions:\n'));
   const end = section.slice(1).search(/\n[a-zA-Z]/);
   const body = end < 0 ? section : section.slice(0, end + 1);
-  const out: Record<string, number> = {};
-  let current = '';
+  const out = new Map<string, string[]>();
+  let current: string[] | undefined;
   for (const line of body.split('\n')) {
     const fn = /^ {2}([A-Za-z][\w-]*):\s*$/.exec(line);
-    if (fn?.[1]) {
-      current = fn[1];
-      out[current] = fallback;
-    }
-    const mem = /^ {4}memorySize: (\d+)/.exec(line);
-    if (mem?.[1] && current) out[current] = Number(mem[1]);
+    if (fn?.[1]) out.set(fn[1], (current = []));
+    else current?.push(line);
   }
   return out;
+}
+
+/** Each function's memorySize (MB) from serverless.yml: its own, else the provider's. */
+export function memorySizes(yml: string): Record<string, number> {
+  const provider = /(?:^|\n)provider:\n(?:(?: {2}.*)?\n)*? {2}memorySize: (\d+)/.exec(yml);
+  const fallback = Number(provider?.[1] ?? 1024);
+  const out: Record<string, number> = {};
+  for (const [fn, lines] of functionBlocks(yml)) {
+    const mem = lines.map((line) => /^ {4}memorySize: (\d+)/.exec(line)?.[1]).find((mb) => mb !== undefined);
+    out[fn] = mem === undefined ? fallback : Number(mem);
+  }
+  return out;
+}
+
+/**
+ * The functions with a function URL (`url:` in serverless.yml). The vendors are pointed at
+ * those, and a function URL request has no price of its own (Lambda's request and duration
+ * only: https://aws.amazon.com/lambda/pricing/), where an HTTP API request costs $1 per million.
+ */
+export function functionUrls(yml: string): Set<string> {
+  const hasUrl = (lines: string[]): boolean => lines.some((line) => /^ {4}url:/.test(line) && !/^ {4}url:\s*false\s*(#.*)?$/.test(line));
+  return new Set([...functionBlocks(yml)].filter(([, lines]) => hasUrl(lines)).map(([fn]) => fn));
 }
 
 /** The table's index key attributes and projections, from lib/infra/table.json. */
@@ -143,25 +161,35 @@ async function startCostLlm(): Promise<{ baseUrl: string; close: () => Promise<v
 
 /** Everything counted in one phase. */
 interface Meter {
+  /** HTTP API requests (billed per request). */
   api: number;
+  /** Function URL requests (no charge of their own). */
+  urls: number;
   lambdaRequests: Record<string, number>;
   lambdaMs: Record<string, number>;
   logBytes: number;
   workerBatches: number;
 }
 
-const freshMeter = (): Meter => ({ api: 0, lambdaRequests: {}, lambdaMs: {}, logBytes: 0, workerBatches: 0 });
+const freshMeter = (): Meter => ({ api: 0, urls: 0, lambdaRequests: {}, lambdaMs: {}, logBytes: 0, workerBatches: 0 });
 let meter = freshMeter();
 /** Wall-time multiplier of the current phase (SCALE for WeChat). */
 let timeScale = 1;
 
 type Http = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
-/** An HTTP API route to a function: one API request, one Lambda request, its wall time. */
+/** Functions behind a function URL (set from serverless.yml in main). */
+let urlFunctions = new Set<string>();
+
+/**
+ * A webhook route to a function: one HTTP API request (or a free function URL request, for a
+ * function that has one), one Lambda request, its wall time.
+ */
 function timed(fn: string, handler: Http): Http {
   return async (event) => {
     const t0 = performance.now();
-    meter.api++;
+    if (urlFunctions.has(fn)) meter.urls++;
+    else meter.api++;
     meter.lambdaRequests[fn] = (meter.lambdaRequests[fn] ?? 0) + 1;
     try {
       return await handler(event);
@@ -212,7 +240,9 @@ function dollars(r: PhaseResult, memory: Record<string, number>): Record<string,
 
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE = '1';
-  const memory = memorySizes(readFileSync(join(root, 'serverless.yml'), 'utf8'));
+  const yml = readFileSync(join(root, 'serverless.yml'), 'utf8');
+  const memory = memorySizes(yml);
+  urlFunctions = functionUrls(yml);
   const indexes = tableIndexes();
   const llm = await startCostLlm();
   const graph = await startFakeGraph({ accessToken: 'EAAG-cost' });
@@ -371,6 +401,7 @@ async function main(): Promise<void> {
   const counts: string[][] = [
     ['messages', ...costs.map((c) => String(c.r.messages))],
     ['HTTP API requests / msg', ...costs.map((c) => (c.r.meter.api / c.r.messages).toFixed(2))],
+    ['function URL requests / msg (no charge)', ...costs.map((c) => (c.r.meter.urls / c.r.messages).toFixed(2))],
     ['Lambda GB-s / msg', ...costs.map((c) => Object.entries(c.r.meter.lambdaMs).reduce((a, [fn, ms]) => a + (ms / 1000) * ((memory[fn] ?? 1024) / 1024), 0) / c.r.messages).map((v) => v.toFixed(3))],
     ['DynamoDB WCU / msg (of which index)', ...costs.map((c) => `${(c.r.dynamo.writeUnits / c.r.messages).toFixed(1)} (${(c.r.dynamo.indexWriteUnits / c.r.messages).toFixed(1)})`)],
     ['DynamoDB RCU / msg', ...costs.map((c) => (c.r.dynamo.readUnits / c.r.messages).toFixed(1))],
@@ -389,6 +420,7 @@ async function main(): Promise<void> {
   console.log('\nCounted per message:\n');
   print(['', ...costs.map((c) => c.r.channel)], counts);
   console.log(`\nMemory (MB, serverless.yml): ${Object.entries(memory).map(([fn, mb]) => `${fn} ${mb}`).join(', ')}`);
+  console.log(`Function URLs (vendors call these, no API Gateway): ${[...urlFunctions].join(', ') || 'none'}`);
   for (const c of costs) console.log(`${c.r.channel}: ${c.r.note}`);
   console.log('\nLambda wall seconds per message, by function (× memory = the GB-s above):');
   for (const c of costs) console.log(`  ${c.r.channel}: ${Object.entries(c.r.meter.lambdaMs).map(([fn, ms]) => `${fn} ${(ms / 1000 / c.r.messages).toFixed(2)} s`).join(', ')}`);
@@ -401,7 +433,9 @@ async function main(): Promise<void> {
   if (missed.length > 0) process.exitCode = 1;
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

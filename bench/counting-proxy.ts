@@ -228,6 +228,7 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
       counts.readUnits += units;
     }
     entry.units += units;
+    if (process.env.COST_TRACE) process.stderr.write(`TRACE ${op} ${JSON.stringify(key ?? data.Key ?? data.KeyConditionExpression ?? '')} ${String(data.UpdateExpression ?? data.ConditionExpression ?? '').slice(0,120)} units=${units}\n`);
     res.writeHead(out.status, out.headers).end(out.body);
   });
   return { url: proxy.url, counts: () => counts, reset: () => void (counts = fresh()), close: proxy.close };

@@ -317,6 +317,27 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect(obj(template.outputs.ApiUrl, 'ApiUrl').Value).toEqual(expected);
   });
 
+  it('gives the WeChat and WhatsApp webhooks public function URLs, and outputs them', () => {
+    // Vendors cannot sign AWS requests: the URLs are public (AuthType NONE) and the handlers
+    // check the vendor's own signature. Since October 2025 a public function URL needs both
+    // permissions (https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html).
+    const urls = Object.entries(resources).filter(([, r]) => isRecord(r) && r.Type === 'AWS::Lambda::Url');
+    expect(urls.map(([id]) => id).sort()).toEqual(['WechatLambdaFunctionUrl', 'WhatsappLambdaFunctionUrl']);
+    for (const [fn, output] of [['wechat', 'WeChatWebhookUrl'], ['whatsapp', 'WhatsAppWebhookUrl']] as const) {
+      const url = resource(`${LOGICAL_ID[fn]}Url`).Properties;
+      expect([url.AuthType, url.TargetFunctionArn, url.Cors]).toEqual(['NONE', { 'Fn::GetAtt': [LOGICAL_ID[fn], 'Arn'] }, undefined]);
+      const permissions = Object.values(resources)
+        .filter(isRecord)
+        .filter((r) => r.Type === 'AWS::Lambda::Permission' && isRecord(r.Properties) && JSON.stringify(r.Properties.FunctionName).includes(`"${LOGICAL_ID[fn]}"`) && r.Properties.Principal === '*')
+        .map((r) => obj(r.Properties, 'Properties'));
+      expect(permissions.map((p) => [p.Action, p.FunctionUrlAuthType ?? p.InvokedViaFunctionUrl]).sort()).toEqual([
+        ['lambda:InvokeFunction', true],
+        ['lambda:InvokeFunctionUrl', 'NONE'],
+      ]);
+      expect(obj(template.outputs[output], output).Value).toEqual({ 'Fn::GetAtt': [`${LOGICAL_ID[fn]}Url`, 'FunctionUrl'] });
+    }
+  });
+
   it('lets each role read exactly its function’s secrets, and decrypt only those it uses', () => {
     for (const fn of FUNCTIONS) {
       const statements = statementsOf(resources, EXPECTED_ROLE[fn]);
@@ -445,7 +466,7 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect([...new Set(prefixesByRole.get('DeadLetterRole'))].sort()).toEqual(['state#*', 'token#wechat#*', 'user#*']);
   });
 
-  it('alarms on the DLQ, the oldest job’s age, worker errors and throttles, and API 5xx, to one SNS topic', () => {
+  it('alarms on the DLQ, the oldest job’s age, worker errors and throttles, and API and function URL 5xx, to one SNS topic', () => {
     const alarms = Object.entries(resources)
       .filter(([, r]) => isRecord(r) && r.Type === 'AWS::CloudWatch::Alarm')
       .map(([id]) => ({ id, props: resource(id).Properties }));
@@ -464,7 +485,16 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     }
     const api = find('AWS/ApiGateway', '5xx');
     expect(api?.Dimensions).toEqual([{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }]);
-    expect(alarms).toHaveLength(5);
+    // The function URLs' 5xx, which the API's metric does not see, summed over both webhooks.
+    const urlAlarm = alarms.find((alarm) => JSON.stringify(alarm.props.Metrics ?? null).includes('Url5xxCount'))?.props;
+    const queries = Array.isArray(urlAlarm?.Metrics) ? urlAlarm.Metrics.filter(isRecord) : [];
+    const stats = queries.map((q) => (isRecord(q.MetricStat) ? q.MetricStat : undefined)).filter(isRecord);
+    expect(stats.map((m) => JSON.stringify(m.Metric)).sort()).toEqual(
+      ['WechatLambdaFunction', 'WhatsappLambdaFunction'].map((id) => JSON.stringify({ Namespace: 'AWS/Lambda', MetricName: 'Url5xxCount', Dimensions: [{ Name: 'FunctionName', Value: { Ref: id } }] })),
+    );
+    expect(queries.filter((q) => q.ReturnData === true).map((q) => q.Expression)).toEqual(['FILL(wechat, 0) + FILL(whatsapp, 0)']);
+    expect([urlAlarm?.Threshold, urlAlarm?.ComparisonOperator, urlAlarm?.TreatMissingData]).toEqual([0, 'GreaterThanThreshold', 'notBreaching']);
+    expect(alarms).toHaveLength(6);
     expect(resource('AlarmTopic').Type).toBe('AWS::SNS::Topic');
     for (const alarm of alarms) expect(alarm.props.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
     // The e-mail subscription exists only when an address is given.
