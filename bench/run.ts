@@ -6,12 +6,11 @@
  *  - WeChat delivery with a fake LLM whose latency is spread over 1-30 s: the share of
  *    messages answered without the user sending "1", and LLM calls per message;
  *  - the real-time load benchmarks of bench/load.ts (`npm run bench -- load` runs only those).
-<<<<<<< HEAD
  * `npm run bench -- memory` runs only the worker's peak-memory benchmark (bench/memory.ts).
-=======
  * `npm run bench -- coldstart` runs only bench/coldstart.ts: each function's cold first response
  * at the CPU share of each candidate memory size (not part of the default run: it takes minutes).
->>>>>>> coldstart
+ * `npm run bench -- standins` runs only bench/standins.ts: the stand-ins' own throughput
+ * (DynamoDB Local, dynalite, fauxqs) with no handler involved.
  * Not a test: figures depend on the machine. Record them in the README.
  */
 import { build } from 'esbuild';
@@ -39,6 +38,7 @@ import { extraBenches } from './extra';
 import { loadBenches } from './load';
 import { memoryBench } from './memory';
 import { coldStartBench } from './coldstart';
+import { standinsBench } from './standins';
 import { measureSequential, pct } from './stats';
 
 const root = join(__dirname, '..');
@@ -208,6 +208,11 @@ async function main(): Promise<void> {
   // `npm run bench -- coldstart`: only the cold first response per memory size (bench/coldstart.ts).
   if (process.argv.includes('coldstart')) {
     await coldStartBench(table);
+    return;
+  }
+  // `npm run bench -- standins`: only the stand-ins' raw throughput (bench/standins.ts).
+  if (process.argv.includes('standins')) {
+    await standinsBench(table);
     return;
   }
   await bundles();
