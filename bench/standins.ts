@@ -30,7 +30,8 @@ const region = 'us-east-1';
 
 type Print = (title: string, header: string[], rows: (string | number)[][]) => void;
 
-interface Measured {
+/** Rate and latency of a run of operations. */
+export interface Measured {
   perSec: number;
   p50: number;
   p99: number;
@@ -85,6 +86,19 @@ function send(sqs: SQSClient, queueUrl: string, key: string, i: number): Promise
   const bare = { channel: 'whatsapp', msgKey: key, text: '' };
   const body = JSON.stringify({ ...bare, text: filler(BODY_BYTES, JSON.stringify(bare)) });
   return sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, MessageGroupId: group, MessageDeduplicationId: `${group}#${key}` }));
+}
+
+/**
+ * Warms a stand-in pair as a long-running service is warm: `count` claim-shaped puts (keys
+ * `warm…`) each followed by a send to `queueUrl` (give a queue no worker reads), 16 in flight.
+ * A fresh JVM (DynamoDB Local) serves its first few hundred requests at about a third of its
+ * warm rate; AWS's services have no such phase. Returns the rate it reached.
+ */
+export async function warmStandIns(db: DynamoDBDocumentClient, sqs: SQSClient, tableName: string, queueUrl: string, count = COUNT): Promise<Measured> {
+  return inFlight(0, count, async (i) => {
+    await put(db, tableName, `warm${i}`);
+    await send(sqs, queueUrl, `warm${i}`, i);
+  });
 }
 
 function row(standIn: string, operation: string, m: { warm: Measured; timed: Measured }): (string | number)[] {

@@ -41,7 +41,16 @@ async function generate(
   lease: { held: boolean },
 ): Promise<Generated> {
   const key = keyOf(job);
-  const conv = await deps.conversations.load(job.conversationKey, deps.clock.nowMs());
+  // The conversation is read while the lease is taken: two round trips at once instead of one
+  // after the other before the model is called (the user's time to the first token). The
+  // FIFO group runs one job of a user at a time, so the read is as fresh either way.
+  const [loaded, started] = await Promise.allSettled([deps.conversations.load(job.conversationKey, deps.clock.nowMs()), deps.messages.startAnswer(key, deps.clock.nowMs(), deps.streamLeaseMs)]);
+  if (started.status === 'rejected') throw started.reason;
+  if (!started.value) throw new AnswerInProgressError(job.msgKey);
+  // From here a failure releases the lease (the caller's finally), a failed read included.
+  lease.held = true;
+  if (loaded.status === 'rejected') throw loaded.reason;
+  const conv = loaded.value;
   const suffix = deps.channels[job.channel]?.systemPromptSuffix?.(job) ?? '';
   const request: LlmRequest = {
     userId: llmUserId(job),
@@ -52,8 +61,6 @@ async function generate(
     conversationId: conv.difyConversationId,
     tools: deps.tools(job),
   };
-  if (!(await deps.messages.startAnswer(key, deps.clock.nowMs(), deps.streamLeaseMs))) throw new AnswerInProgressError(job.msgKey);
-  lease.held = true;
 
   // Keep the lease while the model thinks before its first token.
   const keepAlive = setInterval(() => {

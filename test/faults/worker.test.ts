@@ -122,6 +122,22 @@ describe('worker faults: nothing lost, nothing twice', () => {
     expect(dynamo.calls.some((c) => c.fault === 'fail')).toBe(true);
   });
 
+  it('DynamoDB failing the conversation read while the answer lease is taken: the lease is let go, and the next receive answers once', async () => {
+    // Arrange: the history read (made together with the lease write) fails in the first receive.
+    const user = '15550500009';
+    const firstBatch = gw.batches.length + 1;
+    dynamo.inject(({ op, body }) => op === 'GetItem' && body.includes(`conv#whatsapp#${user}`) && gw.batches.length === firstBatch, { kind: 'fail' });
+
+    // Act
+    await send(user, 'remember me');
+
+    // Assert: answered once, by the second receive of the job, not after the lease ran out.
+    expect(await received(user, 1)).toEqual(['Echo: remember me']);
+    expect(dynamo.calls.some((c) => c.fault === 'fail' && c.body.includes(`conv#whatsapp#${user}`))).toBe(true);
+    const receives = gw.batches.filter((batch) => batch.Records.some((r) => r.body.includes(user)));
+    expect(receives).toHaveLength(2);
+  });
+
   it('DynamoDB frozen while the answer streams: the write lands late and the answer goes out once', async () => {
     const user = '15550500002';
     llm.chunkChars = 4;
