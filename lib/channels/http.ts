@@ -21,6 +21,11 @@ export interface HttpRequest {
   body: Buffer;
   /** When the request reached us (epoch ms); deadlines count from here. */
   receivedAtMs: number;
+  /**
+   * `https://{url-id}.lambda-url.{region}.on.aws` when the request came through the function's
+   * Lambda function URL: the URL the caller used (Twilio signs it). Absent through API Gateway.
+   */
+  functionUrlOrigin?: string;
 }
 
 /** A webhook response. */
@@ -46,7 +51,14 @@ function gatewayTime(timeEpoch: number, handlerMs: number): number {
   return Number.isFinite(timeEpoch) && timeEpoch <= handlerMs && handlerMs - timeEpoch < 30_000 ? timeEpoch : handlerMs;
 }
 
-/** API Gateway HTTP API (payload 2.0) event → {@link HttpRequest}. */
+/**
+ * A Lambda function URL's host (https://docs.aws.amazon.com/lambda/latest/dg/urls-configuration.html):
+ * Lambda sets the event's `requestContext.domainName` to it, and a request reaches a function
+ * URL only through its own host, so a caller cannot name another.
+ */
+const FUNCTION_URL_HOST = /^[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws$/;
+
+/** API Gateway HTTP API or function URL (both payload 2.0) event → {@link HttpRequest}. */
 export function fromApiGateway(event: APIGatewayProxyEventV2, receivedAtMs: number): HttpRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(event.headers)) {
@@ -63,6 +75,7 @@ export function fromApiGateway(event: APIGatewayProxyEventV2, receivedAtMs: numb
     // Deadlines count from when API Gateway got the request (it includes a cold start),
     // not from when the handler ran; a clock far off is ignored.
     receivedAtMs: gatewayTime(event.requestContext.timeEpoch, receivedAtMs),
+    ...(FUNCTION_URL_HOST.test(event.requestContext.domainName) ? { functionUrlOrigin: `https://${event.requestContext.domainName}` } : {}),
   };
 }
 

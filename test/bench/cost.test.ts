@@ -9,8 +9,8 @@ describe('the cost bench reads serverless.yml', () => {
     // Arrange / Act
     const urls = functionUrls(yml);
 
-    // Assert: WeChat and Meta are pointed at function URLs; Twilio signs the API URL it calls.
-    expect([...urls].sort()).toEqual(['wechat', 'whatsapp']);
+    // Assert: every vendor is pointed at a function URL.
+    expect([...urls].sort()).toEqual(['twilioMessaging', 'twilioVoice', 'wechat', 'whatsapp']);
   });
 
   it('takes each function’s own memorySize, else the provider’s', () => {

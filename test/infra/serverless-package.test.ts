@@ -317,15 +317,21 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect(obj(template.outputs.ApiUrl, 'ApiUrl').Value).toEqual(expected);
   });
 
-  it('gives the WeChat and WhatsApp webhooks public function URLs, and outputs them', () => {
+  it('gives every webhook a public function URL, and outputs the URLs to give the vendors', () => {
     // Vendors cannot sign AWS requests: the URLs are public (AuthType NONE) and the handlers
     // check the vendor's own signature. Since October 2025 a public function URL needs both
     // permissions (https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html).
     const urls = Object.entries(resources).filter(([, r]) => isRecord(r) && r.Type === 'AWS::Lambda::Url');
-    expect(urls.map(([id]) => id).sort()).toEqual(['WechatLambdaFunctionUrl', 'WhatsappLambdaFunctionUrl']);
-    for (const [fn, output] of [['wechat', 'WeChatWebhookUrl'], ['whatsapp', 'WhatsAppWebhookUrl']] as const) {
-      const url = resource(`${LOGICAL_ID[fn]}Url`).Properties;
-      expect([url.AuthType, url.TargetFunctionArn, url.Cors]).toEqual(['NONE', { 'Fn::GetAtt': [LOGICAL_ID[fn], 'Arn'] }, undefined]);
+    expect(urls.map(([id]) => id).sort()).toEqual(['TwilioMessagingLambdaFunctionUrl', 'TwilioVoiceLambdaFunctionUrl', 'WechatLambdaFunctionUrl', 'WhatsappLambdaFunctionUrl']);
+    const outputs = [
+      ['wechat', 'WeChatWebhookUrl', ''],
+      ['whatsapp', 'WhatsAppWebhookUrl', ''],
+      ['twilioMessaging', 'TwilioMessagingWebhookUrl', 'twilio/messaging'],
+      ['twilioVoice', 'TwilioVoiceWebhookUrl', 'twilio/voice'],
+    ] as const;
+    for (const [fn, output, path] of outputs) {
+      const config = resource(`${LOGICAL_ID[fn]}Url`).Properties;
+      expect([config.AuthType, config.TargetFunctionArn, config.Cors]).toEqual(['NONE', { 'Fn::GetAtt': [LOGICAL_ID[fn], 'Arn'] }, undefined]);
       const permissions = Object.values(resources)
         .filter(isRecord)
         .filter((r) => r.Type === 'AWS::Lambda::Permission' && isRecord(r.Properties) && JSON.stringify(r.Properties.FunctionName).includes(`"${LOGICAL_ID[fn]}"`) && r.Properties.Principal === '*')
@@ -334,7 +340,8 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
         ['lambda:InvokeFunction', true],
         ['lambda:InvokeFunctionUrl', 'NONE'],
       ]);
-      expect(obj(template.outputs[output], output).Value).toEqual({ 'Fn::GetAtt': [`${LOGICAL_ID[fn]}Url`, 'FunctionUrl'] });
+      const url = { 'Fn::GetAtt': [`${LOGICAL_ID[fn]}Url`, 'FunctionUrl'] };
+      expect(obj(template.outputs[output], output).Value).toEqual(path === '' ? url : { 'Fn::Join': ['', [url, path]] });
     }
   });
 
@@ -485,14 +492,16 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     }
     const api = find('AWS/ApiGateway', '5xx');
     expect(api?.Dimensions).toEqual([{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }]);
-    // The function URLs' 5xx, which the API's metric does not see, summed over both webhooks.
+    // The function URLs' 5xx, which the API's metric does not see, summed over the webhooks.
     const urlAlarm = alarms.find((alarm) => JSON.stringify(alarm.props.Metrics ?? null).includes('Url5xxCount'))?.props;
     const queries = Array.isArray(urlAlarm?.Metrics) ? urlAlarm.Metrics.filter(isRecord) : [];
     const stats = queries.map((q) => (isRecord(q.MetricStat) ? q.MetricStat : undefined)).filter(isRecord);
     expect(stats.map((m) => JSON.stringify(m.Metric)).sort()).toEqual(
-      ['WechatLambdaFunction', 'WhatsappLambdaFunction'].map((id) => JSON.stringify({ Namespace: 'AWS/Lambda', MetricName: 'Url5xxCount', Dimensions: [{ Name: 'FunctionName', Value: { Ref: id } }] })),
+      ['TwilioMessagingLambdaFunction', 'TwilioVoiceLambdaFunction', 'WechatLambdaFunction', 'WhatsappLambdaFunction'].map((id) =>
+        JSON.stringify({ Namespace: 'AWS/Lambda', MetricName: 'Url5xxCount', Dimensions: [{ Name: 'FunctionName', Value: { Ref: id } }] }),
+      ),
     );
-    expect(queries.filter((q) => q.ReturnData === true).map((q) => q.Expression)).toEqual(['FILL(wechat, 0) + FILL(whatsapp, 0)']);
+    expect(queries.filter((q) => q.ReturnData === true).map((q) => q.Expression)).toEqual(['FILL(wechat, 0) + FILL(whatsapp, 0) + FILL(twilioMessaging, 0) + FILL(twilioVoice, 0)']);
     expect([urlAlarm?.Threshold, urlAlarm?.ComparisonOperator, urlAlarm?.TreatMissingData]).toEqual([0, 'GreaterThanThreshold', 'notBreaching']);
     expect(alarms).toHaveLength(6);
     expect(resource('AlarmTopic').Type).toBe('AWS::SNS::Topic');

@@ -17,7 +17,7 @@ import { param, parseForm, type TwilioParams } from './form';
 import { TwilioFormError, bareNumber, isWhatsAppAddress, messageJob, parseInboundMessage } from './inbound';
 import { TwilioRest, WHATSAPP_SESSION_CLOSED } from './rest';
 import { onSessionClosed } from './session';
-import { publicUrl, verifyTwilioSignature } from './signature';
+import { calledBaseUrl, publicUrl, verifyTwilioSignature } from './signature';
 import { twiml, twimlResponse } from './twiml';
 import { MESSAGING_PATH, STATUS_PATH, counter } from './urls';
 
@@ -53,7 +53,7 @@ export function verifiedParams(
   if (req.method !== 'POST') return { ok: false, response: rejectTwilio(deps.log, 405, `method ${req.method}`) };
   if (req.body.length > TWILIO_MAX_BODY_BYTES) return { ok: false, response: rejectTwilio(deps.log, 413, `body of ${req.body.length} bytes`) };
   const params = parseForm(req.body);
-  const url = publicUrl(deps.publicBaseUrl, req.path, req.rawQuery);
+  const url = publicUrl(calledBaseUrl(deps.publicBaseUrl, req), req.path, req.rawQuery);
   const signature = req.headers['x-twilio-signature'] ?? '';
   if (!verifyTwilioSignature(deps.config.authToken, signature, url, params)) {
     return { ok: false, response: rejectTwilio(deps.log, 403, signature === '' ? 'missing signature' : 'bad signature') };

@@ -17,6 +17,7 @@
  * @module
  */
 import { validateRequest } from 'twilio/lib/webhooks/webhooks';
+import type { HttpRequest } from '../http';
 import type { TwilioParams } from './form';
 
 /**
@@ -33,6 +34,16 @@ import type { TwilioParams } from './form';
 export function publicUrl(publicBaseUrl: string, path: string, rawQuery: string): string {
   const base = publicBaseUrl.replace(/\/+$/, '');
   return rawQuery === '' ? `${base}${path}` : `${base}${path}?${rawQuery}`;
+}
+
+/**
+ * The base of the URL Twilio called, to verify its signature and to build the next URLs of a
+ * call: the function URL the request came through, else `PUBLIC_BASE_URL` (the HTTP API's URL
+ * or a custom domain in front of it). A function cannot be given its own function URL in its
+ * configuration (CloudFormation would see a cycle), so it is taken from the request.
+ */
+export function calledBaseUrl(publicBaseUrl: string, req: Pick<HttpRequest, 'functionUrlOrigin'>): string {
+  return req.functionUrlOrigin ?? publicBaseUrl;
 }
 
 /**

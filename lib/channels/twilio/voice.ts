@@ -40,6 +40,7 @@ import { param, type TwilioParams } from './form';
 import { bareNumber, conversationKeyOf } from './inbound';
 import { rejectTwilio, verifiedParams } from './messaging';
 import { forSay, isGoodbye } from './speech';
+import { calledBaseUrl } from './signature';
 import { gather, hangup, pause, redirect, say, twiml, twimlResponse } from './twiml';
 import { VOICE_GATHER_PATH, VOICE_PATH, VOICE_POLL_PATH, counter, gatherUrl, pollUrl } from './urls';
 
@@ -119,7 +120,9 @@ function listen(deps: TwilioVoiceDeps, turn: number, silences: number, prompt: s
 }
 
 /** Handles POST `/twilio/voice`, `/twilio/voice/gather` and `/twilio/voice/poll`. */
-export async function handleTwilioVoice(deps: TwilioVoiceDeps, req: HttpRequest): Promise<HttpResponse> {
+export async function handleTwilioVoice(callDeps: TwilioVoiceDeps, req: HttpRequest): Promise<HttpResponse> {
+  // The call's next URLs go where this request came: its function URL, or PUBLIC_BASE_URL.
+  const deps: TwilioVoiceDeps = { ...callDeps, publicBaseUrl: calledBaseUrl(callDeps.publicBaseUrl, req) };
   const verified = verifiedParams(deps, req);
   if (!verified.ok) return verified.response;
   const params = verified.params;

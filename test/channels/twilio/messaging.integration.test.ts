@@ -13,6 +13,7 @@ import { silentLog } from '../../../lib/types';
 import { callToolsOnce, startFakeOpenAi, type FakeChatRequest, type FakeOpenAi } from '../../fakes/fake-openai';
 import { startFakeTwilio, type FakeTwilio } from '../../../local/fakes/fake-twilio';
 import { startGateway, type Gateway } from '../../../local/gateway';
+import { toEvent } from '../../../local/lambda-http';
 
 const ACCOUNT_SID = `AC${'0123456789abcdef'.repeat(2)}`;
 const AUTH_TOKEN = 'twilio-auth-token-for-tests';
@@ -37,6 +38,7 @@ const USERS = {
   audio: '+15551230011',
   video: '+15551230012',
   signup: '+15551230013',
+  functionUrl: '+15551230014',
   stranger: '+15559999999',
 } as const;
 const ENROLLED = Object.entries(USERS)
@@ -119,6 +121,31 @@ describe('Twilio messaging', () => {
     // Assert
     expect(res.status).toBe(200);
     expect(reply?.body).toBe('Echo: port 443');
+  });
+
+  it('checks a message that came through the function URL against that URL, which Twilio signed', async () => {
+    // Arrange: the messaging function's own URL (not PUBLIC_BASE_URL); Lambda puts its host in
+    // the event's domainName (https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html).
+    const user = USERS.functionUrl;
+    const host = 'z4abc7ogynmz2tq0ttlhe1kpsi0jgkxv.lambda-url.us-east-1.on.aws';
+    const handler = createTwilioMessagingHandler(gw.config, { log: silentLog });
+    const event = (params: Record<string, string>, signedUrl: string): ReturnType<typeof toEvent> => {
+      const base = toEvent('POST', '/twilio/messaging', { 'content-type': 'application/x-www-form-urlencoded', host, 'x-twilio-signature': twilio.sign(signedUrl, params) }, Buffer.from(new URLSearchParams(params).toString()));
+      return { ...base, requestContext: { ...base.requestContext, domainName: host } };
+    };
+    const viaUrl = twilio.messageParams({ from: user, to: OUR_NUMBER, body: 'through the function URL' });
+    const wrongUrl = twilio.messageParams({ from: user, to: OUR_NUMBER, body: 'signed for the API URL' });
+
+    // Act
+    const accepted = await handler(event(viaUrl, `https://${host}/twilio/messaging`));
+    const refused = await handler(event(wrongUrl, `${PUBLIC_BASE_URL}/twilio/messaging`));
+    const [reply] = await twilio.waitForDelivered(user, 1);
+    await gw.idle();
+
+    // Assert: the second was signed for a URL Twilio did not call.
+    expect([accepted.statusCode, refused.statusCode]).toEqual([200, 403]);
+    expect(reply?.body).toBe('Echo: through the function URL');
+    expect(twilio.delivered(user)).toHaveLength(1);
   });
 
   it('rejects a bad, missing or misplaced signature with 403 and enqueues nothing', async () => {

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { parseForm } from '../../../lib/channels/twilio/form';
-import { publicUrl, verifyTwilioSignature } from '../../../lib/channels/twilio/signature';
+import { calledBaseUrl, publicUrl, verifyTwilioSignature } from '../../../lib/channels/twilio/signature';
 import { readVectors } from '../../support/vectors';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -84,5 +84,13 @@ describe('publicUrl', () => {
     expect(publicUrl('https://api.example.com', '/twilio/voice/poll', 't=1&r=0')).toBe('https://api.example.com/twilio/voice/poll?t=1&r=0');
     expect(publicUrl('https://api.example.com/', '/twilio/messaging', '')).toBe('https://api.example.com/twilio/messaging');
     expect(publicUrl('https://api.example.com', '/x', 'a=%27q%27')).toBe('https://api.example.com/x?a=%27q%27');
+  });
+});
+
+describe('calledBaseUrl', () => {
+  it('takes the function URL the request came through, else PUBLIC_BASE_URL', () => {
+    const origin = 'https://z4abc7ogynmz2tq0ttlhe1kpsi0jgkxv.lambda-url.eu-west-1.on.aws';
+    expect(calledBaseUrl('https://api.example.com', { functionUrlOrigin: origin })).toBe(origin);
+    expect(calledBaseUrl('https://api.example.com', {})).toBe('https://api.example.com');
   });
 });

@@ -23,6 +23,8 @@ import { ContactStore } from '../../../lib/store/contacts';
 import { callToolsOnce, startFakeOpenAi, type FakeChatRequest, type FakeOpenAi } from '../../fakes/fake-openai';
 import { SILENCE, startFakeTwilio, type CallEvent, type FakeTwilio } from '../../../local/fakes/fake-twilio';
 import { startGateway, type Gateway } from '../../../local/gateway';
+import { toEvent } from '../../../local/lambda-http';
+import { parseTwiml } from '../../../local/fakes/fake-twilio';
 
 const ACCOUNT_SID = `AC${'fedcba9876543210'.repeat(2)}`;
 const AUTH_TOKEN = 'voice-auth-token-for-tests';
@@ -118,6 +120,27 @@ describe('Twilio voice', () => {
 
   const redirects = (events: readonly CallEvent[]): string[] =>
     events.flatMap((e) => (e.kind === 'redirect' ? [new URL(e.url).pathname] : []));
+
+  it('answers a call that came through the function URL with TwiML pointing back at that URL', async () => {
+    // Arrange: Twilio calls the voice function's own URL; the next requests of the call must go
+    // there too, signed for it, not to PUBLIC_BASE_URL.
+    const host = 'q7pz2mzbbtyhfqc3k2r6apthne0ibzre.lambda-url.us-east-1.on.aws';
+    const params = { AccountSid: ACCOUNT_SID, ApiVersion: '2010-04-01', CallSid: `CA${'7f'.repeat(16)}`, CallStatus: 'ringing', Direction: 'inbound', From: CALLERS.newcomer, To: OUR_NUMBER };
+    const signed = (url: string): ReturnType<typeof toEvent> => {
+      const base = toEvent('POST', '/twilio/voice', { 'content-type': 'application/x-www-form-urlencoded', host, 'x-twilio-signature': twilio.sign(url, params) }, Buffer.from(new URLSearchParams(params).toString()));
+      return { ...base, requestContext: { ...base.requestContext, domainName: host } };
+    };
+    const handler = createTwilioVoiceHandler(gw.config, { log: silentLog });
+
+    // Act
+    const res = await handler(signed(`https://${host}/twilio/voice`));
+    const refused = await handler(signed(`${PUBLIC_BASE_URL}/twilio/voice`));
+
+    // Assert
+    expect([res.statusCode, refused.statusCode]).toEqual([200, 403]);
+    const gather = parseTwiml(String(res.body)).find((verb) => verb.name === 'Gather');
+    expect(gather?.attrs.action).toBe(`https://${host}/twilio/voice/gather?t=1&s=0`);
+  });
 
   it('holds a whole conversation with a slow model: greeting, filler and polls, answer, next question, goodbye', async () => {
     // Arrange: the model takes about three polls to answer.
