@@ -13,6 +13,7 @@
 import type { TwilioConfig } from '../../config';
 import { MediaTooLargeError, readBodyCapped } from '../download';
 import { encodeForm } from './form';
+import { isJsonObject } from '../../json';
 
 /** Twilio error 63016: WhatsApp freeform message outside the 24-hour session window. */
 export const WHATSAPP_SESSION_CLOSED = '63016';
@@ -41,10 +42,6 @@ export interface OutboundMessage {
   content: OutboundContent;
   /** Where Twilio posts delivery status (a WhatsApp 63016 arrives there). */
   statusCallback?: string;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**
@@ -99,7 +96,7 @@ export class TwilioRest {
     } catch {
       parsed = undefined;
     }
-    const body = isRecord(parsed) ? parsed : {};
+    const body = isJsonObject(parsed) ? parsed : {};
     if (res.ok) {
       const sid = body.sid;
       return typeof sid === 'string' ? sid : '';

@@ -19,6 +19,7 @@ import { silentLog, type Log } from '../../types';
 import { MediaTooLargeError, readBodyCapped } from '../download';
 import { describeFetchFailure, redact } from './fetch';
 import type { AccessTokenSource } from './token';
+import { isJsonObject } from '../../json';
 
 /** `command` of the typing API. */
 export type WeChatTypingCommand = 'Typing' | 'CancelTyping';
@@ -115,10 +116,6 @@ export interface WeChatApiOptions {
   maxMediaBytes?: number;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** `{errcode, errmsg}` of a WeChat JSON answer; errcode 0 when absent. */
 function errorFields(body: Record<string, unknown>): { errcode: number; errmsg: string } {
   const errcode = typeof body.errcode === 'number' ? body.errcode : 0;
@@ -129,7 +126,7 @@ function errorFields(body: Record<string, unknown>): { errcode: number; errmsg: 
 function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    return isRecord(value) ? value : undefined;
+    return isJsonObject(value) ? value : undefined;
   } catch {
     return undefined;
   }

@@ -13,6 +13,7 @@
  * @module
  */
 import { MediaTooLargeError, readBodyCapped } from '../download';
+import { isJsonObject } from '../../json';
 
 /** Graph error codes the gateway acts on (Meta "WhatsApp Cloud API → Error codes"). */
 export const GraphCode = {
@@ -93,10 +94,6 @@ export interface GraphClientOptions {
   timeoutMs?: number;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 async function readJson(res: Response): Promise<unknown> {
   const text = await res.text();
   try {
@@ -109,7 +106,7 @@ async function readJson(res: Response): Promise<unknown> {
 
 /** Builds a {@link GraphError} from a non-2xx response's `{error:{…}}` body. */
 function errorFrom(status: number, body: unknown, what: string): GraphError {
-  const err = isRecord(body) && isRecord(body.error) ? body.error : undefined;
+  const err = isJsonObject(body) && isJsonObject(body.error) ? body.error : undefined;
   const code = typeof err?.code === 'number' ? err.code : NETWORK_ERROR_CODE;
   const subcode = typeof err?.error_subcode === 'number' ? err.error_subcode : undefined;
   const trace = typeof err?.fbtrace_id === 'string' ? err.fbtrace_id : undefined;
@@ -143,9 +140,9 @@ export function createGraphClient(opts: GraphClientOptions): GraphApi {
   }
 
   function messageId(body: unknown): string {
-    const list = isRecord(body) && Array.isArray(body.messages) ? body.messages : [];
+    const list = isJsonObject(body) && Array.isArray(body.messages) ? body.messages : [];
     const first: unknown = list[0];
-    return isRecord(first) && typeof first.id === 'string' ? first.id : '';
+    return isJsonObject(first) && typeof first.id === 'string' ? first.id : '';
   }
 
   return {
@@ -178,7 +175,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphApi {
       const res = await call('media info', `${root}/${encodeURIComponent(mediaId)}`, { headers: auth });
       const body = await readJson(res);
       if (!res.ok) throw errorFrom(res.status, body, 'media info');
-      if (!isRecord(body) || typeof body.url !== 'string') throw new GraphError('media info has no url', NETWORK_ERROR_CODE, res.status);
+      if (!isJsonObject(body) || typeof body.url !== 'string') throw new GraphError('media info has no url', NETWORK_ERROR_CODE, res.status);
       return {
         url: body.url,
         mimeType: typeof body.mime_type === 'string' ? body.mime_type : 'application/octet-stream',
