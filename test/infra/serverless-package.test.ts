@@ -343,6 +343,7 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
       const url = { 'Fn::GetAtt': [`${LOGICAL_ID[fn]}Url`, 'FunctionUrl'] };
       expect(obj(template.outputs[output], output).Value).toEqual(path === '' ? url : { 'Fn::Join': ['', [url, path]] });
     }
+    expect(template.conditions.FunctionUrls).toEqual({ 'Fn::Or': [{ 'Fn::Equals': ['true', 'true'] }, { 'Fn::Equals': ['true', '1'] }] });
   });
 
   it('lets each role read exactly its function’s secrets, and decrypt only those it uses', () => {
@@ -518,7 +519,22 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     const join = obj(dashboard.Properties.DashboardBody, 'DashboardBody')['Fn::Join'];
     if (!Array.isArray(join) || !Array.isArray(join[1])) throw new Error('DashboardBody is not an Fn::Join');
     const refs: unknown[] = [];
-    const text = join[1].map((part: unknown) => (typeof part === 'string' ? part : (refs.push(part), `"ref${refs.length}"`))).join('').replace(/""ref(\d+)""/g, '"ref$1"');
+    // A part under a condition (Fn::If) counts as its branch for a deploy where it holds.
+    const isList = (value: unknown): value is readonly unknown[] => Array.isArray(value);
+    const at = (value: unknown, key: string, index: number): unknown => {
+      const list = isRecord(value) ? value[key] : undefined;
+      return isList(list) ? list[index] : undefined;
+    };
+    const parts = (list: readonly unknown[]): unknown[] =>
+      list.flatMap((part): unknown[] => {
+        const branch = at(part, 'Fn::If', 1) ?? part;
+        const inner = at(branch, 'Fn::Join', 1);
+        return isList(inner) ? parts(inner) : [branch];
+      });
+    const text = parts(join[1])
+      .map((part) => (typeof part === 'string' ? part : (refs.push(part), `"ref${refs.length}"`)))
+      .join('')
+      .replace(/""ref(\d+)""/g, '"ref$1"');
     const body: unknown = JSON.parse(text);
     const widgets = isRecord(body) && Array.isArray(body.widgets) ? body.widgets.filter(isRecord) : [];
     const expressions = JSON.stringify(widgets.filter((w) => w.type === 'metric'));
@@ -549,14 +565,14 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
   });
 });
 
-describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param alarmEmail=… --param workerMaxConcurrency=20`, () => {
+describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param alarmEmail=… --param workerMaxConcurrency=20 --param functionUrls=false`, () => {
   const outDir = mkdtempSync(join(tmpdir(), 'sls-package-options-'));
   const home = mkdtempSync(join(tmpdir(), 'sls-home-'));
   const workFolder = `.esbuild/infra-test-options-${process.pid}`;
   let template: Template;
 
   beforeAll(async () => {
-    const run = await runPackage(outDir, home, workFolder, ['--param=wechatFixedIp=true', '--param=alarmEmail=ops@example.com', '--param=workerMaxConcurrency=20']);
+    const run = await runPackage(outDir, home, workFolder, ['--param=wechatFixedIp=true', '--param=alarmEmail=ops@example.com', '--param=workerMaxConcurrency=20', '--param=functionUrls=false']);
     if (run.code !== 0) throw new Error(`serverless package failed (${run.code}):\n${run.output}`);
     template = readTemplate(outDir);
   }, 240_000);
@@ -593,6 +609,17 @@ describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param
       .map((m) => obj(obj(m, 'mapping').Properties, 'mapping.Properties'))
       .find((p) => JSON.stringify(p.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['JobQueue', 'Arn'] }));
     expect(obj(mapping?.ScalingConfig, 'ScalingConfig').MaximumConcurrency).toEqual(20);
+  });
+
+  it('makes no function URL in a region without them, and no output or alarm that needs one', () => {
+    // Function URLs are missing in some regions (https://docs.aws.amazon.com/lambda/latest/dg/urls-configuration.html).
+    const r = template.resources;
+    expect(Object.values(r).filter((x) => isRecord(x) && (x.Type === 'AWS::Lambda::Url' || (x.Type === 'AWS::Lambda::Permission' && JSON.stringify(x).includes('FunctionUrl'))))).toEqual([]);
+    expect(template.conditions.FunctionUrls).toEqual({ 'Fn::Or': [{ 'Fn::Equals': ['false', 'true'] }, { 'Fn::Equals': ['false', '1'] }] });
+    for (const output of ['WeChatWebhookUrl', 'WhatsAppWebhookUrl', 'TwilioMessagingWebhookUrl', 'TwilioVoiceWebhookUrl']) expect(obj(template.outputs[output], output).Condition).toBe('FunctionUrls');
+    expect(obj(r.FunctionUrl5xxAlarm, 'FunctionUrl5xxAlarm').Condition).toBe('FunctionUrls');
+    // The dashboard names that alarm only when it exists.
+    expect(JSON.stringify(obj(r.Dashboard, 'Dashboard'))).toContain(JSON.stringify({ 'Fn::If': ['FunctionUrls', { 'Fn::Join': ['', ['","', { 'Fn::GetAtt': ['FunctionUrl5xxAlarm', 'Arn'] }]] }, ''] }));
   });
 
   it('subscribes the alarm e-mail address to the topic', () => {
