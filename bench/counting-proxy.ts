@@ -192,6 +192,21 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
     if (!shadow.has(id)) shadow.set(id, await peek(tableName, key, headers));
     return shadow.get(id);
   };
+  // Writes to one item pass the proxy one at a time (DynamoDB applies them one at a time too),
+  // so each finds the shadow as the previous one left it.
+  const queues = new Map<string, Promise<void>>();
+  const turnFor = async (id: string): Promise<() => void> => {
+    const previous = queues.get(id) ?? Promise.resolve();
+    let done = (): void => undefined;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const tail = previous.then(() => mine);
+    queues.set(id, tail);
+    await previous;
+    return () => {
+      done();
+      if (queues.get(id) === tail) queues.delete(id);
+    };
+  };
 
   const proxy = await listen(async (req, res) => {
     const raw = await readBody(req);
@@ -203,16 +218,29 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
     } catch {
       // not JSON: forwarded as is
     }
-    // dynalite wants a (any) signature on every call: the proxy's own reads reuse the caller's headers.
-    const auth = req.headers;
     const tableName = typeof data.TableName === 'string' ? data.TableName : '';
     const isWrite = WRITE_OPS.has(op);
     const key = isWrite ? (op === 'PutItem' && isRecord(data.Item) ? Object.fromEntries(Object.entries(data.Item).filter(([k]) => k === 'pk' || k === 'sk')) : data.Key) : undefined;
+    const endTurn = isWrite ? await turnFor(idOf(tableName, key)) : (): void => undefined;
+    try {
+      await measure(op, data, key, tableName, req, res);
+    } finally {
+      endTurn();
+    }
+  });
+
+  /** Forwards one call, counts it, answers the caller. */
+  async function measure(op: string, data: Record<string, unknown>, key: unknown, tableName: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // dynalite wants a (any) signature on every call: the proxy's own reads reuse the caller's headers.
+    const auth = req.headers;
+    const isWrite = WRITE_OPS.has(op);
     // The write answers with the item as it was (PutItem, DeleteItem) or became (UpdateItem)
     // when the caller asked for nothing back; the proxy takes that answer out again.
-    const asked = typeof data.ReturnValues === 'string' && data.ReturnValues !== 'NONE';
-    const borrowed = isWrite && !asked ? (op === 'UpdateItem' ? 'ALL_NEW' : 'ALL_OLD') : undefined;
-    const before = isWrite && (op === 'UpdateItem' || asked) ? await known(tableName, key, auth) : undefined;
+    const asked = typeof data.ReturnValues === 'string' && data.ReturnValues !== 'NONE' ? data.ReturnValues : undefined;
+    const borrowed = isWrite && asked === undefined ? (op === 'UpdateItem' ? 'ALL_NEW' : 'ALL_OLD') : undefined;
+    const answers = borrowed ?? asked;
+    // The item before the write, when its answer will not hold it.
+    const before = isWrite && answers !== 'ALL_OLD' && op !== 'PutItem' ? await known(tableName, key, auth) : undefined;
     const body = Buffer.from(JSON.stringify({ ...data, ReturnConsumedCapacity: 'TOTAL', ...(borrowed ? { ReturnValues: borrowed } : {}) }));
     const out = await forward(target, req, body);
     counts.requests++;
@@ -232,13 +260,14 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
     if (isWrite) {
       const id = idOf(tableName, key);
       if (out.status !== 200) {
-        // A failed conditional write is billed like a write of the existing item.
+        // A failed conditional write is billed like a write of the existing item (which it left as it was).
         const existing = before ?? (await known(tableName, key, auth));
         units = out.body.includes('ConditionalCheckFailed') ? Math.max(1, Math.ceil((existing ? itemBytes(existing) : 0) / 1024)) : 0;
       } else {
         const returned = isRecord(parsedOut) && isItem(parsedOut.Attributes) ? parsedOut.Attributes : undefined;
-        const was = op === 'UpdateItem' || asked ? before : returned;
-        const after = op === 'DeleteItem' ? undefined : op === 'PutItem' ? (isItem(data.Item) ? data.Item : undefined) : borrowed ? returned : await peek(tableName, key, auth);
+        const was = answers === 'ALL_OLD' ? returned : op === 'PutItem' ? await known(tableName, key, auth) : before;
+        const after =
+          op === 'DeleteItem' ? undefined : op === 'PutItem' ? (isItem(data.Item) ? data.Item : undefined) : answers === 'ALL_NEW' ? returned : await peek(tableName, key, auth);
         shadow.set(id, after);
         const extra = indexUnits(was, after);
         counts.indexWriteUnits += extra;
@@ -260,7 +289,7 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
     }
     entry.units += units;
     res.writeHead(reply.status, reply.headers).end(reply.body);
-  });
+  }
   return { url: proxy.url, counts: () => counts, reset: () => void (counts = fresh()), close: proxy.close };
 }
 
