@@ -183,12 +183,13 @@ let urlFunctions = new Set<string>();
 
 /**
  * A webhook route to a function: one HTTP API request (or a free function URL request, for a
- * function that has one), one Lambda request, its wall time.
+ * function that has one and a URL the vendor was given: `via: 'api'` for a URL the code builds
+ * on PUBLIC_BASE_URL, the HTTP API's), one Lambda request, its wall time.
  */
-function timed(fn: string, handler: Http): Http {
+function timed(fn: string, handler: Http, via: 'vendor' | 'api' = 'vendor'): Http {
   return async (event) => {
     const t0 = performance.now();
-    if (urlFunctions.has(fn)) meter.urls++;
+    if (via === 'vendor' && urlFunctions.has(fn)) meter.urls++;
     else meter.api++;
     meter.lambdaRequests[fn] = (meter.lambdaRequests[fn] ?? 0) + 1;
     try {
@@ -300,14 +301,16 @@ async function main(): Promise<void> {
       }
     },
     routes: (cfg) => {
-      const messaging = timed('twilioMessaging', createTwilioMessagingHandler(cfg, { log: log('twilio-messaging') }));
+      const messagingHandler = createTwilioMessagingHandler(cfg, { log: log('twilio-messaging') });
+      const messaging = timed('twilioMessaging', messagingHandler);
       const voice = timed('twilioVoice', createTwilioVoiceHandler(cfg, { log: log('twilio-voice') }));
       return {
         // Replaces the gateway's own WeChat route, with the intervals scaled (module comment).
         '/wechat': timed('wechat', createWeChatHandler(cfg, { log: log('wechat'), pollMs: Math.round(150 / SCALE), holdMs: Math.round(5300 / SCALE) })),
         '/whatsapp': timed('whatsapp', createWhatsAppHandler(cfg, { log: log('whatsapp') })),
         '/twilio/messaging': messaging,
-        '/twilio/messaging/status': messaging,
+        // The worker asks Twilio for status callbacks at PUBLIC_BASE_URL (the HTTP API).
+        '/twilio/messaging/status': timed('twilioMessaging', messagingHandler, 'api'),
         '/twilio/voice': voice,
         '/twilio/voice/gather': voice,
         '/twilio/voice/poll': voice,

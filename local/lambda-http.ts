@@ -29,7 +29,9 @@ export function toEvent(method: string, rawUrl: string, headers: Record<string, 
     requestContext: {
       accountId: '123456789012',
       apiId: 'local',
-      domainName: url.host,
+      // Fixed, not taken from the request line: an absolute-form URL there would let a local
+      // client name any host, a function URL's among them (lib/channels/http.ts).
+      domainName: '127.0.0.1',
       domainPrefix: 'local',
       http: { method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
       requestId: `req-${nowMs}-${Math.random().toString(36).slice(2)}`,

@@ -102,8 +102,8 @@ export function xml(statusCode: number, body: string): HttpResponse {
 /**
  * Runs a webhook handler; an unexpected failure (DynamoDB or SQS unreachable) becomes a
  * bare 500 so the vendor retries later, logged here, never echoed to the caller. Lambda's
- * Errors metric never counts these (the function returned): the HTTP API's 5xx alarm in
- * serverless.yml (Api5xxAlarm) does.
+ * Errors metric never counts these (the function returned): the 5xx alarms in serverless.yml
+ * do (Api5xxAlarm for the HTTP API, FunctionUrl5xxAlarm for the function URLs).
  */
 export async function serve(log: { error(message: string, extra?: Record<string, unknown>): void }, fn: () => Promise<HttpResponse>): Promise<HttpResponse> {
   try {

@@ -24,7 +24,10 @@ import { MESSAGING_PATH, STATUS_PATH, counter } from './urls';
 /** Dependencies of the messaging webhook. */
 export interface TwilioMessagingDeps extends IngressDeps {
   config: TwilioConfig;
-  /** `PUBLIC_BASE_URL`: the signed URL is rebuilt from it (https://www.twilio.com/docs/usage/webhooks/webhooks-security). */
+  /**
+   * `PUBLIC_BASE_URL`: the signed URL of a request through the HTTP API is rebuilt from it; one
+   * through a function URL uses that URL (https://www.twilio.com/docs/usage/webhooks/webhooks-security).
+   */
   publicBaseUrl: string;
   users: UserStateStore;
   log: Log;

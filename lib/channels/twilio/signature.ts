@@ -7,7 +7,8 @@
  * over the POST parameters, where `url` is the exact URL Twilio called, query included.
  * Behind API Gateway that URL cannot be rebuilt reliably from headers (host, scheme and
  * port are the gateway's), so it is built from the configured public base URL plus the
- * request's path and raw query.
+ * request's path and raw query; through a Lambda function URL, from that URL, which Lambda
+ * names in the event ({@link calledBaseUrl}).
  *
  * The check itself is Twilio's own `validateRequest`, imported from its webhooks module
  * alone (a few kB bundled; the package's root pulls in the whole REST client). It

@@ -1,7 +1,8 @@
 /**
  * The public URLs the gateway hands Twilio (TwiML actions and redirects, status
  * callbacks). Twilio signs every request to them with the URL as written here, query
- * included, so they are built from `PUBLIC_BASE_URL` only and carry nothing but
+ * included, so they are built from one base only (`PUBLIC_BASE_URL`, or the function URL a
+ * call came through: `calledBaseUrl` in signature.ts) and carry nothing but
  * URL-safe values (digits and SIDs): the signed URL and the one we rebuild to verify
  * it are then the same characters.
  *
