@@ -103,7 +103,7 @@ export function xml(statusCode: number, body: string): HttpResponse {
  * Runs a webhook handler; an unexpected failure (DynamoDB or SQS unreachable) becomes a
  * bare 500 so the vendor retries later, logged here, never echoed to the caller. Lambda's
  * Errors metric never counts these (the function returned): the 5xx alarms in serverless.yml
- * do (Api5xxAlarm for the HTTP API, FunctionUrl5xxAlarm for the function URLs).
+ * do (Api5xxAlarm for the HTTP API, one *Url5xxAlarm per function URL).
  */
 export async function serve(log: { error(message: string, extra?: Record<string, unknown>): void }, fn: () => Promise<HttpResponse>): Promise<HttpResponse> {
   try {

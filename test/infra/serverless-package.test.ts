@@ -493,18 +493,16 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     }
     const api = find('AWS/ApiGateway', '5xx');
     expect(api?.Dimensions).toEqual([{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }]);
-    // The function URLs' 5xx, which the API's metric does not see, summed over the webhooks.
-    const urlAlarm = alarms.find((alarm) => JSON.stringify(alarm.props.Metrics ?? null).includes('Url5xxCount'))?.props;
-    const queries = Array.isArray(urlAlarm?.Metrics) ? urlAlarm.Metrics.filter(isRecord) : [];
-    const stats = queries.map((q) => (isRecord(q.MetricStat) ? q.MetricStat : undefined)).filter(isRecord);
-    expect(stats.map((m) => JSON.stringify(m.Metric)).sort()).toEqual(
-      ['TwilioMessagingLambdaFunction', 'TwilioVoiceLambdaFunction', 'WechatLambdaFunction', 'WhatsappLambdaFunction'].map((id) =>
-        JSON.stringify({ Namespace: 'AWS/Lambda', MetricName: 'Url5xxCount', Dimensions: [{ Name: 'FunctionName', Value: { Ref: id } }] }),
-      ),
+    // The function URLs' 5xx, which the API's metric does not see: one alarm per webhook function.
+    const urlAlarms = alarms.filter((alarm) => alarm.props.Namespace === 'AWS/Lambda' && alarm.props.MetricName === 'Url5xxCount');
+    expect(urlAlarms.map((alarm) => JSON.stringify(alarm.props.Dimensions)).sort()).toEqual(
+      ['TwilioMessagingLambdaFunction', 'TwilioVoiceLambdaFunction', 'WechatLambdaFunction', 'WhatsappLambdaFunction'].map((id) => JSON.stringify([{ Name: 'FunctionName', Value: { Ref: id } }])),
     );
-    expect(queries.filter((q) => q.ReturnData === true).map((q) => q.Expression)).toEqual(['FILL(wechat, 0) + FILL(whatsapp, 0) + FILL(twilioMessaging, 0) + FILL(twilioVoice, 0)']);
-    expect([urlAlarm?.Threshold, urlAlarm?.ComparisonOperator, urlAlarm?.TreatMissingData]).toEqual([0, 'GreaterThanThreshold', 'notBreaching']);
-    expect(alarms).toHaveLength(6);
+    for (const alarm of urlAlarms) {
+      expect([alarm.props.Statistic, alarm.props.Threshold, alarm.props.ComparisonOperator, alarm.props.TreatMissingData]).toEqual(['Sum', 0, 'GreaterThanThreshold', 'notBreaching']);
+      expect(obj(resources[alarm.id], alarm.id).Condition).toBe('FunctionUrls');
+    }
+    expect(alarms).toHaveLength(9);
     expect(resource('AlarmTopic').Type).toBe('AWS::SNS::Topic');
     for (const alarm of alarms) expect(alarm.props.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
     // The e-mail subscription exists only when an address is given.
@@ -617,9 +615,11 @@ describe(`serverless package --stage ${STAGE} --param wechatFixedIp=true --param
     expect(Object.values(r).filter((x) => isRecord(x) && (x.Type === 'AWS::Lambda::Url' || (x.Type === 'AWS::Lambda::Permission' && JSON.stringify(x).includes('FunctionUrl'))))).toEqual([]);
     expect(template.conditions.FunctionUrls).toEqual({ 'Fn::Or': [{ 'Fn::Equals': ['false', 'true'] }, { 'Fn::Equals': ['false', '1'] }] });
     for (const output of ['WeChatWebhookUrl', 'WhatsAppWebhookUrl', 'TwilioMessagingWebhookUrl', 'TwilioVoiceWebhookUrl']) expect(obj(template.outputs[output], output).Condition).toBe('FunctionUrls');
-    expect(obj(r.FunctionUrl5xxAlarm, 'FunctionUrl5xxAlarm').Condition).toBe('FunctionUrls');
-    // The dashboard names that alarm only when it exists.
-    expect(JSON.stringify(obj(r.Dashboard, 'Dashboard'))).toContain(JSON.stringify({ 'Fn::If': ['FunctionUrls', { 'Fn::Join': ['', ['","', { 'Fn::GetAtt': ['FunctionUrl5xxAlarm', 'Arn'] }]] }, ''] }));
+    for (const alarm of ['WechatUrl5xxAlarm', 'WhatsappUrl5xxAlarm', 'TwilioMessagingUrl5xxAlarm', 'TwilioVoiceUrl5xxAlarm']) {
+      expect(obj(r[alarm], alarm).Condition).toBe('FunctionUrls');
+      // The dashboard names such an alarm only when it exists.
+      expect(JSON.stringify(obj(r.Dashboard, 'Dashboard'))).toContain(JSON.stringify({ 'Fn::If': ['FunctionUrls', { 'Fn::Join': ['', ['","', { 'Fn::GetAtt': [alarm, 'Arn'] }]] }, ''] }));
+    }
   });
 
   it('subscribes the alarm e-mail address to the topic', () => {
