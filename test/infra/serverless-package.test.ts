@@ -474,7 +474,7 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     expect([...new Set(prefixesByRole.get('DeadLetterRole'))].sort()).toEqual(['state#*', 'token#wechat#*', 'user#*']);
   });
 
-  it('alarms on the DLQ, the oldest job’s age, worker errors and throttles, and API and function URL 5xx, to one SNS topic', () => {
+  it('alarms on the DLQ, the oldest job’s age, worker errors, worker and webhook throttles, and API and function URL 5xx, to one SNS topic', () => {
     const alarms = Object.entries(resources)
       .filter(([, r]) => isRecord(r) && r.Type === 'AWS::CloudWatch::Alarm')
       .map(([id]) => ({ id, props: resource(id).Properties }));
@@ -486,11 +486,15 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
     const age = find('AWS/SQS', 'ApproximateAgeOfOldestMessage');
     expect(age?.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['JobQueue', 'QueueName'] } }]);
     expect(age?.Threshold).toBe(300);
-    for (const metric of ['Errors', 'Throttles']) {
-      const alarm = find('AWS/Lambda', metric);
-      expect(alarm?.Dimensions).toEqual([{ Name: 'FunctionName', Value: { Ref: 'WorkerLambdaFunction' } }]);
-      expect([alarm?.Threshold, alarm?.ComparisonOperator]).toEqual([0, 'GreaterThanThreshold']);
-    }
+    const error = find('AWS/Lambda', 'Errors');
+    expect(error?.Dimensions).toEqual([{ Name: 'FunctionName', Value: { Ref: 'WorkerLambdaFunction' } }]);
+    expect([error?.Threshold, error?.ComparisonOperator]).toEqual([0, 'GreaterThanThreshold']);
+    // Throttles: the worker's, and each webhook's (a throttled webhook never runs; Twilio may not retry it).
+    const throttles = alarms.filter((alarm) => alarm.props.Namespace === 'AWS/Lambda' && alarm.props.MetricName === 'Throttles');
+    expect(throttles.map((alarm) => JSON.stringify(alarm.props.Dimensions)).sort()).toEqual(
+      ['TwilioMessagingLambdaFunction', 'TwilioVoiceLambdaFunction', 'WechatLambdaFunction', 'WhatsappLambdaFunction', 'WorkerLambdaFunction'].map((id) => JSON.stringify([{ Name: 'FunctionName', Value: { Ref: id } }])),
+    );
+    for (const alarm of throttles) expect([alarm.props.Threshold, alarm.props.ComparisonOperator, alarm.props.TreatMissingData]).toEqual([0, 'GreaterThanThreshold', 'notBreaching']);
     const api = find('AWS/ApiGateway', '5xx');
     expect(api?.Dimensions).toEqual([{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }]);
     // The function URLs' 5xx, which the API's metric does not see: one alarm per webhook function.
@@ -502,7 +506,7 @@ describe(`serverless package --stage ${STAGE} with every secret in the shell`, (
       expect([alarm.props.Statistic, alarm.props.Threshold, alarm.props.ComparisonOperator, alarm.props.TreatMissingData]).toEqual(['Sum', 0, 'GreaterThanThreshold', 'notBreaching']);
       expect(obj(resources[alarm.id], alarm.id).Condition).toBe('FunctionUrls');
     }
-    expect(alarms).toHaveLength(9);
+    expect(alarms).toHaveLength(13);
     expect(resource('AlarmTopic').Type).toBe('AWS::SNS::Topic');
     for (const alarm of alarms) expect(alarm.props.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
     // The e-mail subscription exists only when an address is given.
