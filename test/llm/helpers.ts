@@ -70,18 +70,6 @@ export function llmRequest(overrides: Partial<LlmRequest> = {}): LlmRequest {
   };
 }
 
-/** A deterministic PRNG (mulberry32) so "random" splits are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Yields `bytes` split at the given offsets. */
 export async function* chunked(bytes: Uint8Array, offsets: readonly number[]): AsyncGenerator<Uint8Array> {
   let start = 0;

@@ -1,6 +1,7 @@
 import { decodeUtf8, parseSseText, readSseEvents, SseParser, type SseEvent } from '../../lib/llm/sse';
 import { isJsonObject, stringField } from '../../lib/json';
-import { chunked, fixtureBytes, seededRandom } from './helpers';
+import { seededRandom } from '../support/random-text';
+import { chunked, fixtureBytes } from './helpers';
 
 const FIXTURES = [
   'openai-chat-stream.sse',

@@ -3,12 +3,12 @@
  * mixing the scripts and code points that make cutting hard.
  */
 
-/** Deterministic PRNG (mulberry32) so the property tests are reproducible. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
+/** A deterministic PRNG (mulberry32) so "random" tests are reproducible. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -20,7 +20,7 @@ export function mulberry32(seed: number): () => number {
  * sequences), ASCII words, spaces, Latin and CJK punctuation and line breaks.
  */
 export function mixedText(count: number, seed: number): string {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const pick = (items: readonly string[]): string => items[Math.floor(rnd() * items.length)] ?? '';
   const out: string[] = [];
   for (let n = 0; n < count; n++) {
@@ -44,7 +44,7 @@ export function mixedText(count: number, seed: number): string {
  * a lone surrogate (which a model's output should never hold, but a splitter must survive).
  */
 export function richText(count: number, seed: number): string {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const pick = (items: readonly string[]): string => items[Math.floor(rnd() * items.length)] ?? '';
   const out: string[] = [];
   for (let n = 0; n < count; n++) {
