@@ -15,8 +15,11 @@ export interface LambdaHttp {
   close(): Promise<void>;
 }
 
-/** Builds the API Gateway v2 event for a request. */
-export function toEvent(method: string, rawUrl: string, headers: Record<string, string>, body: Buffer): APIGatewayProxyEventV2 {
+/**
+ * Builds the API Gateway v2 event for a request. `domainName`: the host API Gateway or a
+ * function URL puts in `requestContext` (tests of a request through a function URL name it).
+ */
+export function toEvent(method: string, rawUrl: string, headers: Record<string, string>, body: Buffer, domainName = '127.0.0.1'): APIGatewayProxyEventV2 {
   const url = new URL(rawUrl, 'http://127.0.0.1');
   const textual = /json|xml|text|x-www-form-urlencoded/.test(headers['content-type'] ?? '');
   const nowMs = Date.now();
@@ -29,9 +32,9 @@ export function toEvent(method: string, rawUrl: string, headers: Record<string, 
     requestContext: {
       accountId: '123456789012',
       apiId: 'local',
-      // Fixed, not taken from the request line: an absolute-form URL there would let a local
+      // Given, never taken from the request line: an absolute-form URL there would let a local
       // client name any host, a function URL's among them (lib/channels/http.ts).
-      domainName: '127.0.0.1',
+      domainName,
       domainPrefix: 'local',
       http: { method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
       requestId: `req-${nowMs}-${Math.random().toString(36).slice(2)}`,

@@ -3,8 +3,7 @@ import { toEvent } from '../../local/lambda-http';
 
 /** A payload 2.0 event for a POST whose requestContext names `domainName`. */
 function eventOn(domainName: string): ReturnType<typeof toEvent> {
-  const base = toEvent('POST', '/twilio/messaging?x=1', { 'content-type': 'text/plain', host: domainName }, Buffer.from('hi'));
-  return { ...base, requestContext: { ...base.requestContext, domainName } };
+  return toEvent('POST', '/twilio/messaging?x=1', { 'content-type': 'text/plain', host: domainName }, Buffer.from('hi'), domainName);
 }
 
 describe('fromApiGateway', () => {

@@ -129,10 +129,8 @@ describe('Twilio messaging', () => {
     const user = USERS.functionUrl;
     const host = 'z4abc7ogynmz2tq0ttlhe1kpsi0jgkxv.lambda-url.us-east-1.on.aws';
     const handler = createTwilioMessagingHandler(gw.config, { log: silentLog });
-    const event = (params: Record<string, string>, signedUrl: string): ReturnType<typeof toEvent> => {
-      const base = toEvent('POST', '/twilio/messaging', { 'content-type': 'application/x-www-form-urlencoded', host, 'x-twilio-signature': twilio.sign(signedUrl, params) }, Buffer.from(new URLSearchParams(params).toString()));
-      return { ...base, requestContext: { ...base.requestContext, domainName: host } };
-    };
+    const event = (params: Record<string, string>, signedUrl: string): ReturnType<typeof toEvent> =>
+      toEvent('POST', '/twilio/messaging', { 'content-type': 'application/x-www-form-urlencoded', host, 'x-twilio-signature': twilio.sign(signedUrl, params) }, Buffer.from(new URLSearchParams(params).toString()), host);
     const viaUrl = twilio.messageParams({ from: user, to: OUR_NUMBER, body: 'through the function URL' });
     const wrongUrl = twilio.messageParams({ from: user, to: OUR_NUMBER, body: 'signed for the API URL' });
 

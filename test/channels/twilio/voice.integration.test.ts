@@ -126,10 +126,8 @@ describe('Twilio voice', () => {
     // there too, signed for it, not to PUBLIC_BASE_URL.
     const host = 'q7pz2mzbbtyhfqc3k2r6apthne0ibzre.lambda-url.us-east-1.on.aws';
     const params = { AccountSid: ACCOUNT_SID, ApiVersion: '2010-04-01', CallSid: `CA${'7f'.repeat(16)}`, CallStatus: 'ringing', Direction: 'inbound', From: CALLERS.newcomer, To: OUR_NUMBER };
-    const signed = (url: string): ReturnType<typeof toEvent> => {
-      const base = toEvent('POST', '/twilio/voice', { 'content-type': 'application/x-www-form-urlencoded', host, 'x-twilio-signature': twilio.sign(url, params) }, Buffer.from(new URLSearchParams(params).toString()));
-      return { ...base, requestContext: { ...base.requestContext, domainName: host } };
-    };
+    const signed = (url: string): ReturnType<typeof toEvent> =>
+      toEvent('POST', '/twilio/voice', { 'content-type': 'application/x-www-form-urlencoded', host, 'x-twilio-signature': twilio.sign(url, params) }, Buffer.from(new URLSearchParams(params).toString()), host);
     const handler = createTwilioVoiceHandler(gw.config, { log: silentLog });
 
     // Act
