@@ -239,8 +239,8 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
     const asked = typeof data.ReturnValues === 'string' && data.ReturnValues !== 'NONE' ? data.ReturnValues : undefined;
     const borrowed = isWrite && asked === undefined ? (op === 'UpdateItem' ? 'ALL_NEW' : 'ALL_OLD') : undefined;
     const answers = borrowed ?? asked;
-    // The item before the write, when its answer will not hold it.
-    const before = isWrite && answers !== 'ALL_OLD' && op !== 'PutItem' ? await known(tableName, key, auth) : undefined;
+    // The item before the write, when its answer will not hold it (read before the write lands).
+    const before = isWrite && answers !== 'ALL_OLD' ? await known(tableName, key, auth) : undefined;
     const body = Buffer.from(JSON.stringify({ ...data, ReturnConsumedCapacity: 'TOTAL', ...(borrowed ? { ReturnValues: borrowed } : {}) }));
     const out = await forward(target, req, body);
     counts.requests++;
@@ -265,7 +265,7 @@ export async function startDynamoCountingProxy(endpoint: string, indexes: readon
         units = out.body.includes('ConditionalCheckFailed') ? Math.max(1, Math.ceil((existing ? itemBytes(existing) : 0) / 1024)) : 0;
       } else {
         const returned = isRecord(parsedOut) && isItem(parsedOut.Attributes) ? parsedOut.Attributes : undefined;
-        const was = answers === 'ALL_OLD' ? returned : op === 'PutItem' ? await known(tableName, key, auth) : before;
+        const was = answers === 'ALL_OLD' ? returned : before;
         const after =
           op === 'DeleteItem' ? undefined : op === 'PutItem' ? (isItem(data.Item) ? data.Item : undefined) : answers === 'ALL_NEW' ? returned : await peek(tableName, key, auth);
         shadow.set(id, after);
